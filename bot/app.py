@@ -1,0 +1,51 @@
+"""Wiring: settings → database → flows → engine. Built once per command, never at import time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine as DbEngine
+
+from bot.config import Settings
+from bot.engine import Engine
+from bot.flow_catalog import FlowCatalog
+from storage.database import open_database
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """Everything a command needs, built from one validated Settings."""
+
+    settings: Settings
+    db: DbEngine
+    catalog: FlowCatalog
+    engine: Engine
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()
+
+
+def build_app(settings: Settings) -> App:
+    """Load the flows first (a broken flow file stops start-up), then open and migrate the DB."""
+    catalog = FlowCatalog.load(settings.flows.dirs)
+    catalog.get(settings.flows.default)  # the default flow must exist
+    db = open_database(settings.database_url, echo=settings.database.echo)
+    return App(
+        settings=settings,
+        db=db,
+        catalog=catalog,
+        engine=Engine(db=db, catalog=catalog, settings=settings),
+    )
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to standard error at the configured level."""
+    logging.basicConfig(
+        level=settings.general.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if settings.general.log_level != "DEBUG":
+        # Alembic narrates every start-up at INFO; only its problems matter to an operator.
+        logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -1,0 +1,235 @@
+"""Configuration: a TOML file plus `CXBOT_SECTION__KEY` environment overrides, validated once.
+
+Precedence, highest first: environment variables, the file, the defaults below. The file is
+chosen by `--config PATH`, else `CXBOT_CONFIG`, else `./config.toml` when it exists; with none,
+the embedded defaults apply. Every problem is reported with the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from bot.errors import ConfigError
+
+ENV_PREFIX = "CXBOT_"
+CONFIG_ENV = "CXBOT_CONFIG"
+DEFAULT_CONFIG_FILE = Path("config.toml")
+
+# Values people leave in example files; a secret equal to one of these is never a real secret.
+_PLACEHOLDER = re.compile(
+    r"^(?:|x+|\*+|\.\.\.|changeme|change[-_ ]me|replace[-_ ]?me|todo|secret|token|"
+    r"your[-_ ].*|<.*>|\$\{.*\}|example.*|dummy|placeholder|xoxb-your-.*|xapp-your-.*)$",
+    re.IGNORECASE,
+)
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cxbot"
+
+
+def _reject_placeholder(value: SecretStr | None) -> SecretStr | None:
+    if value is None or not value.get_secret_value():
+        return None  # an empty secret means "not set": the channel stays off
+    if _PLACEHOLDER.match(value.get_secret_value().strip()):
+        raise ValueError("looks like a placeholder, not a real secret; set the real value")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneralSettings(_Section):
+    """Where cxbot keeps its files and how much it logs."""
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+
+class DatabaseSettings(_Section):
+    """The SQLModel database. Empty `url` = a SQLite file `cxbot.db` in the data directory."""
+
+    url: str = ""
+    echo: bool = False
+
+
+class FlowSettings(_Section):
+    """Where flows come from and which one runs when none is named."""
+
+    dirs: list[Path] = Field(default_factory=list)
+    default: str = "post_interaction"
+
+    @field_validator("dirs")
+    @classmethod
+    def _expand_home(cls, value: list[Path]) -> list[Path]:
+        return [p.expanduser() for p in value]
+
+
+class SurveySettings(_Section):
+    """How the dialogue engine treats answers."""
+
+    max_text_length: Annotated[int, Field(ge=16, le=100_000)] = 2000
+    max_invalid_attempts: Annotated[int, Field(ge=1, le=10)] = 2
+    default_locale: str = "en"
+
+
+class FlagSettings(_Section):
+    """Score rules that put a reply in the review queue (inclusive upper bounds)."""
+
+    nps_max: Annotated[int, Field(ge=-1, le=10)] = 6
+    csat_max: Annotated[int, Field(ge=0, le=5)] = 2
+    ces_max: Annotated[float, Field(ge=0, le=7)] = 3.0  # on a 1–7 scale; other scales rescale
+
+
+class ServerSettings(_Section):
+    """The one HTTP server for everything web-facing (`cxbot serve`)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+
+class TelegramSettings(_Section):
+    """Telegram bot credentials and endpoint."""
+
+    token: SecretStr | None = None
+    base_url: str = "https://api.telegram.org/bot"
+
+    _no_placeholder = field_validator("token")(_reject_placeholder)
+
+
+class SlackSettings(_Section):
+    """Slack app credentials and endpoint."""
+
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    base_url: str = "https://slack.com/api/"
+
+    _no_placeholder = field_validator("bot_token", "app_token", "signing_secret")(
+        _reject_placeholder
+    )
+
+
+class Settings(_Section):
+    """All of cxbot's settings; see config.example.toml for every key."""
+
+    general: GeneralSettings = Field(default_factory=GeneralSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    flows: FlowSettings = Field(default_factory=FlowSettings)
+    survey: SurveySettings = Field(default_factory=SurveySettings)
+    flags: FlagSettings = Field(default_factory=FlagSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or the default SQLite file in the data directory."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.general.data_dir / 'cxbot.db'}"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(section, key) → (environment variable name, value) for every CXBOT_SECTION__KEY."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if not sep or not section or not key:
+            raise ConfigError(f"environment variable {name}: expected CXBOT_SECTION__KEY")
+        found[(section, key)] = (name, value)
+    return found
+
+
+def _coerce_env(value: str, field_annotation: Any) -> Any:
+    """Environment values are strings; lists are comma-separated, the rest pydantic coerces."""
+    if "list" in str(field_annotation):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def resolve_config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file to read: --config, else CXBOT_CONFIG, else ./config.toml if present."""
+    if explicit is not None:
+        return explicit
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(
+    path: Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, merge and validate the configuration; raise ConfigError naming key and source."""
+    env = os.environ if environ is None else environ
+    config_path = resolve_config_path(path, env)
+    data: dict[str, Any] = _read_file(config_path) if config_path is not None else {}
+    source: dict[tuple[str, str], str] = {}
+    where_file = str(config_path) if config_path is not None else "defaults"
+    for section, values in data.items():
+        if isinstance(values, dict):
+            for key in values:
+                source[(section, key)] = where_file
+
+    sections = Settings.model_fields
+    for (section, key), (var, value) in _env_overrides(env).items():
+        if section not in sections:
+            raise ConfigError(
+                f"environment variable {var}: unknown section [{section}]; "
+                f"known sections: {', '.join(sections)}"
+            )
+        section_model = sections[section].annotation
+        fields = getattr(section_model, "model_fields", {})
+        if key not in fields:
+            raise ConfigError(
+                f"environment variable {var}: unknown key '{key}' in [{section}]; "
+                f"known keys: {', '.join(fields)}"
+            )
+        data.setdefault(section, {})[key] = _coerce_env(value, fields[key].annotation)
+        source[(section, key)] = f"environment variable {var}"
+
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [str(part) for part in err["loc"]]
+            section = loc[0] if loc else ""
+            key = loc[1] if len(loc) > 1 else ""
+            origin = source.get((section, key), where_file)
+            name = f"[{section}] {'.'.join(loc[1:])}" if key else f"[{section}]"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key" if key else "unknown section"
+            problems.append(f"{origin}: {name}: {msg}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

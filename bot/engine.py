@@ -1,0 +1,516 @@
+"""The dialogue engine: one survey conversation per (channel, customer), as a state machine.
+
+Each incoming message is one *turn*: the customer, their conversation, the parsed answer, any
+review flag and the move to the next question are read and written in ONE database transaction,
+so a crash loses nothing and a restart resumes at the question the customer was on.
+
+States: no conversation → (START / `begin`) → ACTIVE at question q → … → COMPLETED (thanks), or
+OPTED_OUT (the customer said stop), or ABANDONED (a new survey replaced it). The key of a
+conversation is (channel, customer's platform id).
+
+Concurrency: turns of the same customer are serialised inside one process by a per-key asyncio
+lock, and across processes by a row lock on the active conversation (PostgreSQL). Turns of
+different customers run concurrently; database work runs in worker threads so that it never
+blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine as DbEngine
+from sqlmodel import Session
+
+from bot import flow_logic
+from bot.config import Settings
+from bot.flags import score_flags
+from bot.flow_catalog import FlowCatalog
+from bot.flow_loader import load_flow_source
+from bot.flow_model import SCORE_TYPES, AnswerValue, Flow, LocalizedText, Question, QuestionType
+from bot.messages import Choice, ChoiceStyle, IncomingMessage, MessageKind, OutgoingMessage
+from bot.parsing import (
+    Command,
+    Invalid,
+    InvalidReason,
+    Parsed,
+    ParseResult,
+    detect_command,
+    encode_payload,
+    parse_answer,
+    parse_payload,
+)
+from bot.texts import bot_text
+from storage import conversations as conv_q
+from storage import customers as cust_q
+from storage import flow_versions as flow_q
+from storage.database import transaction
+from storage.reviews import flag_for_review
+from storage.tables import Answer, Conversation, ConversationState, Customer
+
+LATE_COMMENT_QUESTION = "_late_comment"
+MAX_CONTEXT_KEY = 64
+MAX_CONTEXT_VALUE = 256
+
+
+@dataclass
+class _KeyedLocks:
+    """asyncio locks per key, dropped again once nobody holds or waits for them."""
+
+    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    _users: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> Any:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
+
+
+@dataclass
+class _Turn:
+    """What one turn knows while it runs (inside its transaction)."""
+
+    session: Session
+    customer: Customer
+    msg: IncomingMessage
+    replies: list[OutgoingMessage] = field(default_factory=list)
+
+    def say(self, text: str, **kw: Any) -> None:
+        self.replies.append(
+            OutgoingMessage(channel=self.msg.channel, user_id=self.msg.user_id, text=text, **kw)
+        )
+
+
+class Engine:
+    """Runs survey conversations for every channel; adapters call `handle` and `begin`."""
+
+    def __init__(self, *, db: DbEngine, catalog: FlowCatalog, settings: Settings) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._settings = settings
+        self._locks = _KeyedLocks()
+        self._flows: dict[tuple[str, int], Flow] = {}
+
+    async def handle(self, msg: IncomingMessage) -> list[OutgoingMessage]:
+        """Process one customer message and return the bot's replies, in order."""
+        async with self._locks.hold((msg.channel, msg.user_id)):
+            return await asyncio.to_thread(self._run_turn, msg)
+
+    async def begin(
+        self,
+        *,
+        channel: str,
+        user_id: str,
+        flow_id: str | None = None,
+        context: Mapping[str, str] | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        locale: str | None = None,
+    ) -> list[OutgoingMessage]:
+        """Open a survey the customer did not ask for (console start, invitation).
+
+        Honours opt-outs: an opted-out customer only hears that they are unsubscribed. An
+        unfinished survey of the same flow is resumed rather than restarted.
+        """
+        flow = self._catalog.get(flow_id or self._settings.flows.default)  # unknown id: raise now
+        msg = IncomingMessage(
+            channel=channel,
+            user_id=user_id,
+            kind=MessageKind.START,
+            flow_id=flow.id,
+            context=dict(context or {}),
+            first_name=first_name,
+            last_name=last_name,
+            locale=locale,
+        )
+        async with self._locks.hold((channel, user_id)):
+            return await asyncio.to_thread(self._run_turn, msg, True)
+
+    # -- one turn, in a worker thread ---------------------------------------------------------
+
+    def _run_turn(self, msg: IncomingMessage, proactive: bool = False) -> list[OutgoingMessage]:
+        with transaction(self._db) as session:
+            customer = cust_q.upsert_customer(
+                session,
+                channel=msg.channel,
+                external_id=msg.user_id,
+                first_name=msg.first_name,
+                last_name=msg.last_name,
+                locale=msg.locale,
+            )
+            turn = _Turn(session=session, customer=customer, msg=msg)
+            self._dispatch(turn, proactive)
+            return turn.replies
+
+    def _dispatch(self, turn: _Turn, proactive: bool) -> None:
+        msg = turn.msg
+        conversation = conv_q.active_conversation(turn.session, customer_id=self._cid(turn))
+        if msg.kind == MessageKind.START:
+            if proactive and turn.customer.opted_out_at is not None:
+                turn.say(bot_text("still_opted_out", self._locale_of(turn)))
+                return
+            self._start(turn, conversation, msg.flow_id, msg.context)
+            return
+        if msg.kind == MessageKind.UNSUPPORTED:
+            turn.say(bot_text("unsupported", self._locale_of(turn, conversation)))
+            if conversation is not None:
+                self._ask_current(turn, conversation)
+            return
+
+        text, truncated = self._clip(msg.text or "")
+        command = detect_command(text) if msg.kind == MessageKind.TEXT else None
+        if command == Command.STOP:
+            self._opt_out(turn, conversation)
+        elif command == Command.START:
+            self._start(turn, conversation, msg.flow_id, msg.context)
+        elif conversation is None:
+            self._outside_survey(turn, text, truncated)
+        elif command == Command.HELP:
+            turn.say(bot_text("help", conversation.locale))
+            self._ask_current(turn, conversation)
+        else:
+            self._answer(turn, conversation, text, truncated, skip=command == Command.SKIP)
+
+    # -- starting and stopping ----------------------------------------------------------------
+
+    def _start(
+        self,
+        turn: _Turn,
+        active: Conversation | None,
+        flow_id: str | None,
+        context: Mapping[str, str],
+    ) -> None:
+        flow = self._catalog.get(flow_id or self._settings.flows.default)
+        if turn.customer.opted_out_at is not None:
+            # Only reached when the customer asked for a survey themselves: that opts them in.
+            cust_q.set_opted_out(turn.session, customer=turn.customer, opted_out=False)
+        if active is not None:
+            if active.flow_id == flow.id and not context:
+                turn.say(bot_text("resume", active.locale))
+                self._ask_current(turn, active)
+                return
+            conv_q.end_conversation(
+                turn.session, conversation=active, state=ConversationState.ABANDONED
+            )
+        version = flow_q.publish_flow_version(
+            turn.session, flow_id=flow.id, checksum=flow.checksum, source=flow.source
+        )
+        self._flows[(flow.id, version.version)] = flow
+        locale = flow_logic.resolve_locale(
+            flow, turn.msg.locale or turn.customer.locale or self._settings.survey.default_locale
+        )
+        conversation = conv_q.start_conversation(
+            turn.session,
+            customer_id=self._cid(turn),
+            channel=turn.msg.channel,
+            flow_id=flow.id,
+            flow_version=version.version,
+            locale=locale,
+            context=_clean_context(context),
+        )
+        if flow.intro is not None:
+            turn.say(self._render(turn, conversation, flow, flow.intro))
+        first = flow_logic.first_question(flow, {})
+        self._move_to(turn, conversation, flow, first)
+
+    def _opt_out(self, turn: _Turn, conversation: Conversation | None) -> None:
+        cust_q.set_opted_out(turn.session, customer=turn.customer, opted_out=True)
+        if conversation is not None:
+            conv_q.end_conversation(
+                turn.session, conversation=conversation, state=ConversationState.OPTED_OUT
+            )
+        turn.say(bot_text("opted_out", self._locale_of(turn, conversation)))
+
+    def _outside_survey(self, turn: _Turn, text: str, truncated: bool) -> None:
+        locale = self._locale_of(turn)
+        if turn.customer.opted_out_at is not None:
+            turn.say(bot_text("still_opted_out", locale))
+            return
+        latest = conv_q.latest_conversation(turn.session, customer_id=self._cid(turn))
+        if latest is None or latest.state != ConversationState.COMPLETED or not text:
+            turn.say(bot_text("no_survey", locale))
+            return
+        # Something said after the thanks is still feedback: keep it with the finished survey.
+        conv_q.add_answer(
+            turn.session,
+            conversation=latest,
+            question_id=LATE_COMMENT_QUESTION,
+            question_type=QuestionType.TEXT,
+            raw_text=text,
+            value_text=text,
+            truncated=truncated,
+        )
+        reply = bot_text("late_comment", latest.locale)
+        if truncated:
+            reply += " " + bot_text("truncated", latest.locale, limit=self._limit)
+        turn.say(reply)
+
+    # -- answering ----------------------------------------------------------------------------
+
+    def _answer(
+        self, turn: _Turn, conversation: Conversation, text: str, truncated: bool, *, skip: bool
+    ) -> None:
+        flow = self._flow_of(turn.session, conversation)
+        if (
+            conversation.current_question is None
+        ):  # defensive: an active conversation always has one
+            self._finish(turn, conversation, flow)
+            return
+        question = flow.question(conversation.current_question)
+        if skip or (turn.msg.kind == MessageKind.TEXT and not text.strip() and question.optional):
+            if not question.optional:
+                turn.say(bot_text("hint_required", conversation.locale))
+                self._ask_current(turn, conversation, flow)
+                return
+            self._store(turn, conversation, flow, question, raw=text, parsed=None, truncated=False)
+            return
+
+        result: ParseResult
+        if turn.msg.kind == MessageKind.BUTTON:
+            result = parse_payload(question, turn.msg.payload or "")
+        else:
+            result = parse_answer(question, text)
+        if isinstance(result, Invalid):
+            self._reask(turn, conversation, flow, question, result.reason)
+            return
+        raw = turn.msg.payload if turn.msg.kind == MessageKind.BUTTON else text
+        self._store(
+            turn, conversation, flow, question, raw=raw or "", parsed=result, truncated=truncated
+        )
+
+    def _store(
+        self,
+        turn: _Turn,
+        conversation: Conversation,
+        flow: Flow,
+        question: Question,
+        *,
+        raw: str,
+        parsed: Parsed | None,
+        truncated: bool,
+    ) -> None:
+        value_int, value_text = _columns(question, parsed)
+        answer = conv_q.add_answer(
+            turn.session,
+            conversation=conversation,
+            question_id=question.id,
+            question_type=question.type,
+            raw_text=raw,
+            value_int=value_int,
+            value_text=value_text,
+            scale=question.bounds if question.type in SCORE_TYPES else None,
+            skipped=parsed is None,
+            truncated=truncated,
+        )
+        if value_int is not None and question.type in SCORE_TYPES:
+            reasons = score_flags(question, value_int, self._settings.flags, answer_id=answer.id)
+            if reasons:
+                flag_for_review(turn.session, conversation=conversation, reasons=reasons)
+        if truncated:
+            turn.say(bot_text("truncated", conversation.locale, limit=self._limit))
+        answers = self._answer_values(turn.session, conversation)
+        self._move_to(
+            turn, conversation, flow, flow_logic.next_question(flow, question.id, answers)
+        )
+
+    def _reask(
+        self,
+        turn: _Turn,
+        conversation: Conversation,
+        flow: Flow,
+        question: Question,
+        reason: InvalidReason,
+    ) -> None:
+        attempts = conversation.invalid_attempts + 1
+        conv_q.save_progress(
+            turn.session,
+            conversation=conversation,
+            current_question=question.id,
+            invalid_attempts=attempts,
+        )
+        lo, hi = question.bounds if question.type in SCORE_TYPES else (0, 0)
+        hint = bot_text(f"hint_{reason.value}", conversation.locale, min=lo, max=hi)
+        if question.optional and reason != InvalidReason.STALE_BUTTON:
+            hint += " " + bot_text("hint_skip", conversation.locale)
+        if (
+            reason == InvalidReason.STALE_BUTTON
+            or attempts >= self._settings.survey.max_invalid_attempts
+        ):
+            # After repeated misses, show the whole question again with its choices.
+            turn.say(hint)
+            self._ask_current(turn, conversation, flow)
+        else:
+            turn.say(hint)
+
+    def _move_to(
+        self, turn: _Turn, conversation: Conversation, flow: Flow, question: Question | None
+    ) -> None:
+        if question is None:
+            self._finish(turn, conversation, flow)
+            return
+        conv_q.save_progress(turn.session, conversation=conversation, current_question=question.id)
+        turn.replies.append(self._question_message(turn, conversation, flow, question))
+
+    def _finish(self, turn: _Turn, conversation: Conversation, flow: Flow) -> None:
+        conv_q.end_conversation(
+            turn.session, conversation=conversation, state=ConversationState.COMPLETED
+        )
+        if flow.thanks is not None:
+            turn.say(self._render(turn, conversation, flow, flow.thanks))
+        else:
+            turn.say(bot_text("thanks", conversation.locale))
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def _ask_current(
+        self, turn: _Turn, conversation: Conversation, flow: Flow | None = None
+    ) -> None:
+        if conversation.current_question is None:
+            return
+        flow = flow or self._flow_of(turn.session, conversation)
+        question = flow.question(conversation.current_question)
+        turn.replies.append(self._question_message(turn, conversation, flow, question))
+
+    def _question_message(
+        self, turn: _Turn, conversation: Conversation, flow: Flow, question: Question
+    ) -> OutgoingMessage:
+        text = self._render(turn, conversation, flow, question.text)
+        locale = conversation.locale
+        choices: tuple[Choice, ...] = ()
+        style = ChoiceStyle.SCALE
+        if question.type in SCORE_TYPES:
+            lo, hi = question.bounds
+            choices = tuple(
+                Choice(label=str(v), payload=encode_payload(question.id, v))
+                for v in range(lo, hi + 1)
+            )
+            if question.labels is not None:
+                ends = []
+                if question.labels.min is not None:
+                    ends.append(f"{lo} = {flow_logic.localize(flow, question.labels.min, locale)}")
+                if question.labels.max is not None:
+                    ends.append(f"{hi} = {flow_logic.localize(flow, question.labels.max, locale)}")
+                text += "\n(" + ", ".join(ends) + ")"
+        elif question.type == QuestionType.YES_NO:
+            choices = (
+                Choice(label=bot_text("yes", locale), payload=encode_payload(question.id, True)),
+                Choice(label=bot_text("no", locale), payload=encode_payload(question.id, False)),
+            )
+        elif question.type == QuestionType.CHOICE:
+            style = ChoiceStyle.OPTIONS
+            choices = tuple(
+                Choice(
+                    label=flow_logic.localize(flow, option.label, locale),
+                    payload=encode_payload(question.id, option.id),
+                )
+                for option in question.choices
+            )
+        return OutgoingMessage(
+            channel=turn.msg.channel,
+            user_id=turn.msg.user_id,
+            text=text,
+            choices=choices,
+            choice_style=style,
+            question_id=question.id,
+        )
+
+    def _render(
+        self, turn: _Turn, conversation: Conversation, flow: Flow, text: LocalizedText
+    ) -> str:
+        c = turn.customer
+        full = " ".join(part for part in (c.first_name, c.last_name) if part) or None
+        return flow_logic.render_text(
+            flow,
+            text,
+            locale=conversation.locale,
+            customer={"first_name": c.first_name, "last_name": c.last_name, "name": full},
+            context={k: str(v) for k, v in conversation.context.items()},
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @property
+    def _limit(self) -> int:
+        return self._settings.survey.max_text_length
+
+    def _clip(self, text: str) -> tuple[str, bool]:
+        """The text cut to the configured limit, and whether it was cut."""
+        if len(text) <= self._limit:
+            return text, False
+        return text[: self._limit], True
+
+    @staticmethod
+    def _cid(turn: _Turn) -> int:
+        assert turn.customer.id is not None
+        return turn.customer.id
+
+    def _locale_of(self, turn: _Turn, conversation: Conversation | None = None) -> str:
+        if conversation is not None:
+            return conversation.locale
+        return turn.msg.locale or turn.customer.locale or self._settings.survey.default_locale
+
+    def _flow_of(self, session: Session, conversation: Conversation) -> Flow:
+        """The flow exactly as it was when this conversation started (its stored version)."""
+        key = (conversation.flow_id, conversation.flow_version)
+        flow = self._flows.get(key)
+        if flow is None:
+            stored = flow_q.get_flow_version(
+                session, flow_id=conversation.flow_id, version=conversation.flow_version
+            )
+            if stored is None:
+                raise LookupError(f"flow version {key} is missing from the database")
+            flow = load_flow_source(stored.source, f"<stored {key[0]} v{key[1]}>")
+            self._flows[key] = flow
+        return flow
+
+    @staticmethod
+    def _answer_values(session: Session, conversation: Conversation) -> dict[str, AnswerValue]:
+        assert conversation.id is not None
+        rows = conv_q.conversation_answers(session, conversation_id=conversation.id)
+        return dict(_answer_items(rows))
+
+
+def _answer_items(rows: list[Answer]) -> Iterator[tuple[str, AnswerValue]]:
+    """(question id, value) as branching conditions see them; the latest answer wins."""
+    for row in rows:
+        value: AnswerValue
+        if row.skipped:
+            value = None
+        elif row.question_type == QuestionType.YES_NO:
+            value = bool(row.value_int)
+        elif row.value_int is not None:
+            value = row.value_int
+        else:
+            value = row.value_text
+        yield row.question_id, value
+
+
+def _columns(question: Question, parsed: Parsed | None) -> tuple[int | None, str | None]:
+    """How a parsed value is stored: scores and yes/no as integers, choices and text as text."""
+    if parsed is None:
+        return None, None
+    value = parsed.value
+    if question.type == QuestionType.YES_NO:
+        return int(bool(value)), "yes" if value else "no"
+    if isinstance(value, bool):
+        return int(value), None
+    if isinstance(value, int):
+        return value, None
+    return None, str(value)
+
+
+def _clean_context(context: Mapping[str, str]) -> dict[str, str]:
+    """Context as stored: string keys and values of bounded size."""
+    return {
+        str(k)[:MAX_CONTEXT_KEY]: str(v)[:MAX_CONTEXT_VALUE] for k, v in context.items() if str(k)
+    }

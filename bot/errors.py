@@ -1,0 +1,42 @@
+"""The project's error hierarchy. Commands turn these into one clear message and an exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CxbotError(Exception):
+    """Base class of every error cxbot reports to a user."""
+
+
+class ConfigError(CxbotError):
+    """The configuration file or an environment override is missing, unreadable or invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowProblem:
+    """One problem in a flow file, printed as `PATH:LINE: message` (line omitted when unknown)."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.message}"
+
+
+class FlowError(CxbotError):
+    """A flow file is invalid; `problems` lists every problem found."""
+
+    def __init__(self, problems: list[FlowProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class UnknownFlowError(CxbotError):
+    """A flow id that no loaded flow file defines."""
+
+
+class StorageError(CxbotError):
+    """The database cannot be reached or migrated."""

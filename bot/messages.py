@@ -1,0 +1,68 @@
+"""Neutral messages exchanged between channel adapters and the dialogue engine.
+
+Adapters build an `IncomingMessage` from a platform update and render each `OutgoingMessage` as
+that platform's message (inline keyboard, Block Kit buttons, numbered console lines).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class MessageKind(StrEnum):
+    """What the customer sent."""
+
+    TEXT = "text"
+    BUTTON = "button"
+    START = "start"
+    UNSUPPORTED = "unsupported"
+
+
+class ChoiceStyle(StrEnum):
+    """How an adapter should lay out the choices of a question."""
+
+    SCALE = "scale"  # numbers on one or two rows; typing the number answers
+    OPTIONS = "options"  # a list of labelled options; typing its position answers
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One button: the label shown and the payload sent back when it is pressed."""
+
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A customer's message, whatever the channel.
+
+    `user_id` is the platform's id for the customer (Telegram chat id, Slack user id, console
+    name). `payload` is set for a pressed button, `text` for typed text. A START message asks for
+    a survey (`flow_id`, `context` from a deep link or an invitation).
+    """
+
+    channel: str
+    user_id: str
+    text: str | None = None
+    payload: str | None = None
+    kind: MessageKind = MessageKind.TEXT
+    first_name: str | None = None
+    last_name: str | None = None
+    locale: str | None = None
+    flow_id: str | None = None
+    context: dict[str, str] = field(default_factory=dict)
+    platform_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A bot message: text plus optional choices, addressed to one customer on one channel."""
+
+    channel: str
+    user_id: str
+    text: str
+    choices: tuple[Choice, ...] = ()
+    choice_style: ChoiceStyle = ChoiceStyle.OPTIONS
+    question_id: str | None = None

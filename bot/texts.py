@@ -1,0 +1,75 @@
+"""The bot's own words (hints, help, confirmations), per language; flows hold the questions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+TEXTS: Mapping[str, Mapping[str, str]] = {
+    "en": {
+        "hint_empty": "Please type an answer.",
+        "hint_not_a_number": "Please answer with a number from {min} to {max}.",
+        "hint_out_of_range": "That's outside the scale: please pick a number from {min} to {max}.",
+        "hint_ambiguous": "Please give just one whole number from {min} to {max}.",
+        "hint_unknown_choice": "Please pick one of the options (you can type its number).",
+        "hint_not_yes_no": "Please answer yes or no.",
+        "hint_stale_button": "That button belongs to an earlier question. Here is the current one:",
+        "hint_required": "This question needs an answer to go on.",
+        "hint_skip": "You can type 'skip' to leave this one out.",
+        "help": (
+            "I'm collecting your feedback. Answer each question by typing or with the buttons. "
+            "Type 'skip' to leave out an optional question, or 'stop' to stop receiving surveys."
+        ),
+        "opted_out": (
+            "Done: you won't receive any more surveys from us. "
+            "If you change your mind, send 'start'."
+        ),
+        "still_opted_out": (
+            "You've unsubscribed from our surveys, so I won't ask you anything. "
+            "Send 'start' if you'd like to give feedback again."
+        ),
+        "no_survey": "There's no survey open right now. Send 'start' to give us feedback.",
+        "late_comment": "Thanks, we've added this to your feedback.",
+        "truncated": "(Your message was long, so we kept the first {limit} characters.)",
+        "resume": "Welcome back! Let's pick up where we left off.",
+        "thanks": "Thank you for your feedback!",
+        "unsupported": "Sorry, I can only read text messages and button presses here.",
+        "yes": "Yes",
+        "no": "No",
+    },
+    "es": {
+        "hint_empty": "Por favor, escribe una respuesta.",
+        "hint_not_a_number": "Responde con un número del {min} al {max}, por favor.",
+        "hint_out_of_range": "Está fuera de la escala: elige un número del {min} al {max}.",
+        "hint_ambiguous": "Indica un solo número entero del {min} al {max}, por favor.",
+        "hint_unknown_choice": "Elige una de las opciones (puedes escribir su número).",
+        "hint_not_yes_no": "Responde sí o no, por favor.",
+        "hint_stale_button": "Ese botón es de una pregunta anterior. Esta es la pregunta actual:",
+        "hint_required": "Necesitamos una respuesta a esta pregunta para continuar.",
+        "hint_skip": "Puedes escribir 'saltar' para omitirla.",
+        "help": (
+            "Estoy recogiendo tu opinión. Responde escribiendo o con los botones. "
+            "Escribe 'saltar' para omitir una pregunta opcional o 'baja' para no recibir más "
+            "encuestas."
+        ),
+        "opted_out": ("Hecho: no recibirás más encuestas. Si cambias de opinión, envía 'empezar'."),
+        "still_opted_out": (
+            "Te diste de baja de nuestras encuestas, así que no te preguntaré nada. "
+            "Envía 'empezar' si quieres darnos tu opinión de nuevo."
+        ),
+        "no_survey": "No hay ninguna encuesta abierta. Envía 'empezar' para darnos tu opinión.",
+        "late_comment": "Gracias, lo hemos añadido a tu opinión.",
+        "truncated": "(Tu mensaje era largo: hemos guardado los primeros {limit} caracteres.)",
+        "resume": "¡Hola de nuevo! Sigamos donde lo dejamos.",
+        "thanks": "¡Gracias por tu opinión!",
+        "unsupported": "Lo siento, aquí solo puedo leer mensajes de texto y botones.",
+        "yes": "Sí",
+        "no": "No",
+    },
+}
+
+
+def bot_text(key: str, locale: str, **values: object) -> str:
+    """The bot's text `key` in `locale` (falling back to English), with `values` filled in."""
+    language = locale.replace("_", "-").split("-")[0].lower()
+    table = TEXTS.get(language, TEXTS["en"])
+    return table.get(key, TEXTS["en"][key]).format(**values)

@@ -1,0 +1,1 @@
+"""Survey flows bundled with cxbot (TOML files in this folder)."""

@@ -1,0 +1,1 @@
+"""Sentiment model: loading, batched inference, training and evaluation. Knows nothing of chats."""

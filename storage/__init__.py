@@ -1,0 +1,1 @@
+"""Tables, migrations, database engines and queries. The only package that talks SQL."""

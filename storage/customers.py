@@ -1,0 +1,45 @@
+"""Queries on customers: find or create by channel id, opt-out and opt-in."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from storage.tables import Customer, utcnow
+
+
+def get_customer(session: Session, *, channel: str, external_id: str) -> Customer | None:
+    """The customer known on `channel` as `external_id`, if any."""
+    stmt = select(Customer).where(Customer.channel == channel, Customer.external_id == external_id)
+    return session.exec(stmt).first()
+
+
+def upsert_customer(
+    session: Session,
+    *,
+    channel: str,
+    external_id: str,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    locale: str | None = None,
+) -> Customer:
+    """Find the customer or create them; refresh the profile fields the platform sent."""
+    customer = get_customer(session, channel=channel, external_id=external_id)
+    if customer is None:
+        customer = Customer(channel=channel, external_id=external_id)
+    # Platforms send the current profile with each message; keep what they sent, never blank it.
+    if first_name:
+        customer.first_name = first_name[:128]
+    if last_name:
+        customer.last_name = last_name[:128]
+    if locale:
+        customer.locale = locale[:16]
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def set_opted_out(session: Session, *, customer: Customer, opted_out: bool) -> None:
+    """Record that the customer wants no more surveys (or wants them again)."""
+    customer.opted_out_at = utcnow() if opted_out else None
+    session.add(customer)
+    session.flush()

@@ -1,0 +1,109 @@
+"""Database engines and schema migration: SQLite (WAL) by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlmodel import Session, create_engine
+
+from bot.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same for every cxbot process sharing a database.
+_PG_MIGRATION_LOCK = 0x63786274
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers (reports) run while the bot writes; busy_timeout waits out short locks
+    # instead of failing a customer's turn.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def create_db_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for `url`; SQLite files (and their folder) are created on first use."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(f"invalid database URL {url!r}") from None
+    kwargs: dict[str, Any] = {"echo": echo}
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite:
+        if parsed.database and parsed.database != ":memory:":
+            folder = Path(parsed.database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create data directory {folder}: {exc.strerror}"
+                ) from None
+        # The engine runs turns in worker threads; SQLite connections may cross threads safely
+        # because the pool hands each to one thread at a time.
+        kwargs["connect_args"] = {"check_same_thread": False}
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise StorageError(f"cannot use database URL {safe_url(url)}: {exc}") from None
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _alembic_config(connection: Any) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration; safe to call from several processes at once."""
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Two processes starting together must not both run the same migration.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            command.upgrade(_alembic_config(conn), "head")
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StorageError(
+            f"cannot reach or migrate the database {safe_url(str(engine.url))}: {reason}"
+        ) from None
+
+
+def open_database(url: str, *, echo: bool = False) -> Engine:
+    """Create the engine and migrate: what every command does before touching data."""
+    engine = create_db_engine(url, echo=echo)
+    migrate(engine)
+    return engine
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A session whose work commits together at the end, or not at all on error."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session

@@ -1,0 +1,50 @@
+"""Read-only queries behind `cxbot report`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from storage.tables import Answer
+
+SCORE_TYPES = ("nps", "ces", "csat")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    """One stored score answer, with the scale it was asked on."""
+
+    flow_id: str
+    channel: str
+    question_type: str
+    value: int
+    scale_min: int | None
+    scale_max: int | None
+
+
+def score_answers(
+    session: Session, *, flow_id: str | None = None, channel: str | None = None
+) -> list[ScoreRow]:
+    """Every non-skipped NPS, CES and CSAT answer, optionally for one flow or channel."""
+    stmt = select(Answer).where(
+        col(Answer.question_type).in_(SCORE_TYPES),
+        col(Answer.skipped).is_(False),
+        col(Answer.value_int).is_not(None),
+    )
+    if flow_id is not None:
+        stmt = stmt.where(Answer.flow_id == flow_id)
+    if channel is not None:
+        stmt = stmt.where(Answer.channel == channel)
+    return [
+        ScoreRow(
+            flow_id=a.flow_id,
+            channel=a.channel,
+            question_type=a.question_type,
+            value=a.value_int,
+            scale_min=a.scale_min,
+            scale_max=a.scale_max,
+        )
+        for a in session.exec(stmt)
+        if a.value_int is not None
+    ]

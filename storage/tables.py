@@ -1,0 +1,125 @@
+"""SQLModel table models. Alembic migrations in `storage/migrations` create and evolve them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (stored as naive UTC by SQLite)."""
+    return datetime.now(UTC)
+
+
+class ConversationState(StrEnum):
+    """Where a conversation stands."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"  # replaced by a newer survey before it was finished
+    OPTED_OUT = "opted_out"  # the customer said stop during it
+
+
+class ReviewStatus(StrEnum):
+    """The support team's progress on a flagged reply."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Customer(SQLModel, table=True):
+    """A person we survey, identified by channel and the platform's id for them."""
+
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_customer_channel_ext"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)
+    first_name: str | None = Field(default=None, max_length=128)
+    last_name: str | None = Field(default=None, max_length=128)
+    locale: str | None = Field(default=None, max_length=16)
+    opted_out_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class FlowVersion(SQLModel, table=True):
+    """A published version of a flow file; answers point at the version they were given under."""
+
+    __table_args__ = (UniqueConstraint("flow_id", "version", name="uq_flow_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str = Field(max_length=64, index=True)
+    version: int
+    checksum: str = Field(max_length=64)
+    source: str
+    published_at: datetime = Field(default_factory=utcnow)
+
+
+class Conversation(SQLModel, table=True):
+    """One survey given to one customer: the engine's persisted state between turns."""
+
+    __table_args__ = (
+        # At most one active conversation per customer, enforced by the database itself.
+        Index(
+            "uq_conversation_active",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    channel: str = Field(max_length=32)
+    flow_id: str = Field(max_length=64)
+    flow_version: int
+    state: str = Field(default=ConversationState.ACTIVE, max_length=16)
+    current_question: str | None = Field(default=None, max_length=64)
+    invalid_attempts: int = 0
+    locale: str = Field(default="en", max_length=16)
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    started_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    completed_at: datetime | None = None
+
+
+class Answer(SQLModel, table=True):
+    """One answer as given: raw text, parsed value, and the flow version it was asked under."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    channel: str = Field(max_length=32)
+    flow_id: str = Field(max_length=64, index=True)
+    flow_version: int
+    question_id: str = Field(max_length=64)
+    question_type: str = Field(max_length=16, index=True)
+    raw_text: str = ""
+    value_int: int | None = None
+    value_text: str | None = None
+    scale_min: int | None = None
+    scale_max: int | None = None
+    skipped: bool = False
+    truncated: bool = False
+    answered_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ReviewItem(SQLModel, table=True):
+    """A survey response flagged for the support team, with the reasons it was flagged."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", unique=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    status: str = Field(default=ReviewStatus.OPEN, max_length=16, index=True)
+    # [{"code": "nps_detractor", "question_id": "nps", "answer_id": 3, "detail": "NPS 4"}, ...]
+    reasons: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

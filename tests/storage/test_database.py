@@ -1,0 +1,117 @@
+"""Engines, migrations and the transaction helper, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from bot.errors import StorageError
+from storage import conversations, customers, flow_versions
+from storage.database import create_db_engine, migrate, open_database, safe_url, transaction
+from storage.tables import ConversationState
+
+
+def test_migrations_create_every_table(database_url: str) -> None:
+    engine = open_database(database_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        assert {"customer", "flowversion", "conversation", "answer", "reviewitem"} <= tables
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        migrate(engine)  # running again is a no-op
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_file_and_folder_are_created_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "folder" / "cxbot.db"
+    engine = open_database(f"sqlite:///{path}")
+    try:
+        assert path.exists()
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_unreachable_database_gives_one_clear_error() -> None:
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    url = "postgresql+psycopg://cxbot:s3cret@127.0.0.1:1/cxbot"
+    with pytest.raises(StorageError) as err:
+        open_database(url)
+    message = str(err.value)
+    assert message.startswith(
+        "cannot reach or migrate the database postgresql+psycopg://cxbot:***@"
+    )
+    assert "s3cret" not in message
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdb://x/y"])
+def test_invalid_urls_are_reported(url: str) -> None:
+    with pytest.raises(StorageError):
+        create_db_engine(url)
+
+
+def test_safe_url_hides_the_password() -> None:
+    assert safe_url("postgresql://u:pw@h/d") == "postgresql://u:***@h/d"
+
+
+def test_transaction_rolls_back_everything_on_error(database_url: str) -> None:
+    engine = open_database(database_url)
+    try:
+        with pytest.raises(RuntimeError), transaction(engine) as session:
+            customers.upsert_customer(session, channel="console", external_id="ann")
+            raise RuntimeError("crash mid-turn")
+        with transaction(engine) as session:
+            assert customers.get_customer(session, channel="console", external_id="ann") is None
+    finally:
+        engine.dispose()
+
+
+def test_one_active_conversation_per_customer_is_enforced(database_url: str) -> None:
+    engine = open_database(database_url)
+    try:
+        with transaction(engine) as session:
+            cust = customers.upsert_customer(session, channel="console", external_id="bo")
+            assert cust.id is not None
+            v = flow_versions.publish_flow_version(session, flow_id="f", checksum="c", source="s")
+            kwargs = dict(
+                customer_id=cust.id,
+                channel="console",
+                flow_id="f",
+                flow_version=v.version,
+                locale="en",
+                context={},
+            )
+            first = conversations.start_conversation(session, **kwargs)  # type: ignore[arg-type]
+        with pytest.raises(IntegrityError), transaction(engine) as session:
+            conversations.start_conversation(session, **kwargs)  # type: ignore[arg-type]
+        with transaction(engine) as session:
+            conversations.end_conversation(
+                session, conversation=first, state=ConversationState.COMPLETED
+            )
+            second = conversations.start_conversation(session, **kwargs)  # type: ignore[arg-type]
+            assert second.id != first.id
+    finally:
+        engine.dispose()
+
+
+def test_flow_versions_increase_only_when_content_changes(database_url: str) -> None:
+    engine = open_database(database_url)
+    try:
+        with transaction(engine) as session:
+            v1 = flow_versions.publish_flow_version(session, flow_id="f", checksum="a", source="1")
+            again = flow_versions.publish_flow_version(
+                session, flow_id="f", checksum="a", source="1"
+            )
+            v2 = flow_versions.publish_flow_version(session, flow_id="f", checksum="b", source="2")
+        assert (v1.version, again.version, v2.version) == (1, 1, 2)
+        with transaction(engine) as session:
+            stored = flow_versions.get_flow_version(session, flow_id="f", version=1)
+            assert stored is not None and stored.source == "1"
+    finally:
+        engine.dispose()
