@@ -48,6 +48,7 @@ from storage import conversations as conv_q
 from storage import customers as cust_q
 from storage import flow_versions as flow_q
 from storage.database import transaction
+from storage.inbound import record_inbound_event
 from storage.reviews import flag_for_review
 from storage.tables import Answer, Conversation, ConversationState, Customer
 
@@ -138,8 +139,21 @@ class Engine:
 
     # -- one turn, in a worker thread ---------------------------------------------------------
 
+    async def mark_unreachable(self, *, channel: str, user_id: str, reason: str) -> None:
+        """Record that deliveries to this customer fail for good (e.g. they blocked the bot)."""
+        await asyncio.to_thread(self._mark_unreachable, channel, user_id, reason)
+
+    def _mark_unreachable(self, channel: str, user_id: str, reason: str) -> None:
+        with transaction(self._db) as session:
+            customer = cust_q.upsert_customer(session, channel=channel, external_id=user_id)
+            cust_q.set_unreachable(session, customer=customer, reason=reason)
+
     def _run_turn(self, msg: IncomingMessage, proactive: bool = False) -> list[OutgoingMessage]:
         with transaction(self._db) as session:
+            if msg.event_id is not None and not record_inbound_event(
+                session, channel=msg.channel, event_key=msg.event_id
+            ):
+                return []  # already handled: a webhook retry or a replay after restart
             customer = cust_q.upsert_customer(
                 session,
                 channel=msg.channel,
@@ -148,6 +162,8 @@ class Engine:
                 last_name=msg.last_name,
                 locale=msg.locale,
             )
+            if customer.unreachable_at is not None and not proactive:
+                cust_q.set_unreachable(session, customer=customer, reason=None)
             turn = _Turn(session=session, customer=customer, msg=msg)
             self._dispatch(turn, proactive)
             return turn.replies

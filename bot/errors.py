@@ -40,3 +40,19 @@ class UnknownFlowError(CxbotError):
 
 class StorageError(CxbotError):
     """The database cannot be reached or migrated."""
+
+
+class DeliveryError(CxbotError):
+    """A message could not be delivered to a channel (adapters raise the subclasses)."""
+
+
+class RecipientUnreachableError(DeliveryError):
+    """The platform says the customer cannot be reached (blocked the bot, deactivated, left)."""
+
+
+class RateLimitedError(DeliveryError):
+    """The platform asked us to slow down; retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

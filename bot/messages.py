@@ -40,7 +40,8 @@ class IncomingMessage:
 
     `user_id` is the platform's id for the customer (Telegram chat id, Slack user id, console
     name). `payload` is set for a pressed button, `text` for typed text. A START message asks for
-    a survey (`flow_id`, `context` from a deep link or an invitation).
+    a survey (`flow_id`, `context` from a deep link or an invitation). A customer who sends
+    anything is reachable again, even if a delivery to them failed before.
     """
 
     channel: str
@@ -54,6 +55,9 @@ class IncomingMessage:
     flow_id: str | None = None
     context: dict[str, str] = field(default_factory=dict)
     platform_message_id: str | None = None
+    # The platform's id for this delivery (Telegram update_id, Slack event_id): a message whose
+    # event_id was already handled is ignored, so redeliveries are processed once.
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

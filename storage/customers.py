@@ -43,3 +43,11 @@ def set_opted_out(session: Session, *, customer: Customer, opted_out: bool) -> N
     customer.opted_out_at = utcnow() if opted_out else None
     session.add(customer)
     session.flush()
+
+
+def set_unreachable(session: Session, *, customer: Customer, reason: str | None) -> None:
+    """Record that messages no longer reach the customer (None: reachable again)."""
+    customer.unreachable_at = utcnow() if reason is not None else None
+    customer.unreachable_reason = reason[:256] if reason is not None else None
+    session.add(customer)
+    session.flush()

@@ -44,6 +44,9 @@ class Customer(SQLModel, table=True):
     last_name: str | None = Field(default=None, max_length=128)
     locale: str | None = Field(default=None, max_length=16)
     opted_out_at: datetime | None = None
+    # Set when the platform says messages can no longer reach them (blocked the bot, left).
+    unreachable_at: datetime | None = None
+    unreachable_reason: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -123,3 +126,30 @@ class ReviewItem(SQLModel, table=True):
     )
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SentimentScore(SQLModel, table=True):
+    """A sentiment model's verdict on one free-text answer; re-scoring adds rows (history)."""
+
+    __table_args__ = (
+        UniqueConstraint("answer_id", "model_version", name="uq_sentiment_answer_model"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    answer_id: int = Field(foreign_key="answer.id", index=True)
+    label: str = Field(max_length=16)  # negative / neutral / positive
+    confidence: float
+    model_id: str = Field(max_length=256)
+    model_version: str = Field(max_length=64)
+    scored_at: datetime = Field(default_factory=utcnow)
+
+
+class InboundEvent(SQLModel, table=True):
+    """A platform event already handled (Telegram update id, Slack event id): never twice."""
+
+    __table_args__ = (UniqueConstraint("channel", "event_key", name="uq_inbound_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    event_key: str = Field(max_length=128)
+    received_at: datetime = Field(default_factory=utcnow, index=True)

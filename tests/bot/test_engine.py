@@ -11,7 +11,7 @@ from adapters.console import MemoryChannel
 from bot.app import App, build_app
 from bot.config import Settings, load_settings
 from bot.errors import UnknownFlowError
-from bot.messages import ChoiceStyle, MessageKind
+from bot.messages import ChoiceStyle, IncomingMessage, MessageKind
 from storage.database import transaction
 from storage.tables import Answer, Conversation, Customer, ReviewItem
 
@@ -382,3 +382,27 @@ async def test_a_conversation_finishes_under_the_flow_version_it_started_with(
         assert [c.flow_version for c in conversations(second, "bob")] == [2]
     finally:
         second.close()
+
+
+async def test_a_redelivered_event_is_processed_once(app: App) -> None:
+    await open_survey(app)
+    msg = IncomingMessage(channel="console", user_id="ann", text="9", event_id="update-41")
+    first = await app.engine.handle(msg)
+    again = await app.engine.handle(msg)
+    assert first[-1].question_id == "liked_most"
+    assert again == []
+    assert [a.value_int for a in answers(app)] == [9]
+
+
+async def test_unreachable_customers_become_reachable_when_they_write(app: App) -> None:
+    ch = await open_survey(app)
+    await app.engine.mark_unreachable(channel="console", user_id="ann", reason="blocked the bot")
+    with transaction(app.db) as s:
+        cust = s.exec(select(Customer)).one()
+        assert (cust.unreachable_reason, cust.unreachable_at is not None) == (
+            "blocked the bot",
+            True,
+        )
+    await ch.push("9")
+    with transaction(app.db) as s:
+        assert s.exec(select(Customer)).one().unreachable_at is None

@@ -5,12 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel
 
 from bot.errors import StorageError
 from storage import conversations, customers, flow_versions
-from storage.database import create_db_engine, migrate, open_database, safe_url, transaction
+from storage.database import (
+    MIGRATIONS_DIR,
+    create_db_engine,
+    migrate,
+    open_database,
+    safe_url,
+    transaction,
+)
 from storage.tables import ConversationState
 
 
@@ -19,9 +30,22 @@ def test_migrations_create_every_table(database_url: str) -> None:
     try:
         tables = set(inspect(engine).get_table_names())
         assert {"customer", "flowversion", "conversation", "answer", "reviewitem"} <= tables
+        head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
         migrate(engine)  # running again is a no-op
+    finally:
+        engine.dispose()
+
+
+def test_migrations_match_the_table_models(database_url: str) -> None:
+    """A change to storage/tables.py without a migration fails here."""
+    engine = open_database(database_url)
+    try:
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        # Type differences between equivalent spellings (TEXT vs AutoString) are not drift.
+        assert [d for d in diffs if not (isinstance(d, list) and d[0][0] == "modify_type")] == []
     finally:
         engine.dispose()
 
