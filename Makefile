@@ -1,15 +1,18 @@
 # The two commands of the README:  `make run`  (set up, then chat on the embedded defaults)
 #                                  `make test` (set up, then lint, type-check and run the suite)
 PYTHON ?= python3
+# The CPU build of torch; an unpinned torch would pull the CUDA build (several GB).
+TORCH  ?= torch==2.13.0
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench bench-telegram clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
@@ -30,6 +33,9 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+
+bench-telegram: $(STAMP)
+	$(BIN)/python bench/telegram.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

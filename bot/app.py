@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine as DbEngine
 
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.engine import Engine
 from bot.flow_catalog import FlowCatalog
 from storage.database import open_database
@@ -49,3 +50,10 @@ def configure_logging(settings: Settings) -> None:
     if settings.general.log_level != "DEBUG":
         # Alembic narrates every start-up at INFO; only its problems matter to an operator.
         logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def command_settings(config_path: Path | None) -> Settings:
+    """Load and validate the settings once for a command, and set up logging from them."""
+    settings = load_settings(config_path)
+    configure_logging(settings)
+    return settings

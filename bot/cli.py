@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.app import App, build_app, configure_logging
-from bot.config import Settings, load_settings
+from bot.app import App, build_app, command_settings
+from bot.channel_commands import (
+    add_channel_commands,
+    invite_command,
+    serve_command,
+    telegram_command,
+)
+from bot.config import Settings
 from bot.errors import CxbotError
 from bot.flow_loader import validate_files
 from bot.metrics import build_report, format_report
+from bot.sentiment_worker import SentimentWorker
 from storage.database import transaction
 from storage.reports import score_answers
 
 EXIT_OK, EXIT_ERROR = 0, 1
+log = logging.getLogger("cxbot")
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -68,17 +78,46 @@ def _parser() -> argparse.ArgumentParser:
     validate = flows_sub.add_parser("validate", help="check flow files; one line per problem")
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     flows_sub.add_parser("list", parents=[common], help="list the flows cxbot would load")
+
+    nlp = sub.add_parser("nlp", parents=[common], help="the sentiment model")
+    nlp_sub = nlp.add_subparsers(dest="nlp_command", required=True, metavar="ACTION")
+    classify = nlp_sub.add_parser(
+        "classify", parents=[common], help="print label, confidence and text for each text"
+    )
+    classify.add_argument("texts", nargs="+", metavar="TEXT")
+    classify.add_argument("--json", action="store_true", help="one JSON object per line")
+    evaluate = nlp_sub.add_parser(
+        "eval", parents=[common], help="score the model on a labelled JSONL file"
+    )
+    evaluate.add_argument("file", type=Path, metavar="FILE.jsonl")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    train = nlp_sub.add_parser(
+        "train", parents=[common], help="rebuild the shipped model from the shipped corpus"
+    )
+    train.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="folder for the trained model (default: a new folder in the data directory)",
+    )
+    train.add_argument("--seed", type=int, default=13)
+    nlp_sub.add_parser(
+        "score", parents=[common], help="label every stored text answer not labelled yet"
+    )
+    add_channel_commands(sub, common, _key_value)
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(getattr(args, "config", None))
-    configure_logging(settings)
-    return settings
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings for a command: --config, else CXBOT_CONFIG, else ./config.toml, else defaults."""
+    return command_settings(getattr(args, "config", None))
 
 
 def _chat(args: argparse.Namespace) -> int:
-    app = build_app(_settings(args))
+    app = build_app(settings_from(args))
+    if app.settings.general.log_level != "DEBUG":
+        # The terminal is the customer's screen here: only problems interrupt the conversation.
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         return asyncio.run(_chat_loop(app, args))
     finally:
@@ -97,11 +136,26 @@ async def _chat_loop(app: App, args: argparse.Namespace) -> int:
         first_name=args.customer,
         locale=args.locale,
     )
-    return await run_console(app.engine.handle, opening, user_id=customer)
+    if not app.settings.sentiment.enabled:
+        return await run_console(app.engine.handle, opening, user_id=customer)
+    # Label free text while the customer types, the same way `cxbot serve` does.
+    worker = SentimentWorker(db=app.db, settings=app.settings)
+    app.engine.on_text_answer(worker.nudge)
+    task = asyncio.create_task(worker.run())
+    try:
+        code = await run_console(app.engine.handle, opening, user_id=customer)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    labelled = await worker.drain(timeout=app.settings.sentiment.drain_seconds)
+    if labelled:
+        log.info("labelled the sentiment of %d text answer(s)", labelled)
+    return code
 
 
 def _report(args: argparse.Namespace) -> int:
-    app = build_app(_settings(args))
+    app = build_app(settings_from(args))
     try:
         with transaction(app.db) as session:
             rows = score_answers(session, flow_id=args.flow, channel=args.channel)
@@ -126,7 +180,7 @@ def _flows(args: argparse.Namespace) -> int:
         return EXIT_OK
     from bot.flow_catalog import FlowCatalog
 
-    settings = _settings(args)
+    settings = settings_from(args)
     for flow in FlowCatalog.load(settings.flows.dirs).flows():
         marker = "*" if flow.id == settings.flows.default else " "
         print(f"{marker} {flow.id:<24} {len(flow.questions):>2} questions  {flow.path}")
@@ -136,7 +190,10 @@ def _flows(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cxbot` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"chat": _chat, "report": _report, "flows": _flows}
+    from bot.nlp_commands import nlp_command
+
+    handlers = {"chat": _chat, "report": _report, "flows": _flows, "nlp": nlp_command}
+    handlers.update(serve=serve_command, invite=invite_command, telegram=telegram_command)
     try:
         return handlers[args.command](args)
     except CxbotError as exc:

@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from bot.errors import ConfigError
 
@@ -86,12 +94,43 @@ class SurveySettings(_Section):
     default_locale: str = "en"
 
 
-class FlagSettings(_Section):
-    """Score rules that put a reply in the review queue (inclusive upper bounds)."""
+DEFAULT_KEYWORDS = ["cancel", "refund", "lawyer", "chargeback", "complaint", "scam"]
 
+
+class FlagSettings(_Section):
+    """Rules that put a reply in the review queue."""
+
+    # Score rules: inclusive upper bounds.
     nps_max: Annotated[int, Field(ge=-1, le=10)] = 6
     csat_max: Annotated[int, Field(ge=0, le=5)] = 2
     ces_max: Annotated[float, Field(ge=0, le=7)] = 3.0  # on a 1–7 scale; other scales rescale
+    # Text rules: a negative label at least this confident flags the reply.
+    negative_confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    # A negative text beside a score at least this high is a mismatch worth a human's look.
+    mismatch_nps_min: Annotated[int, Field(ge=0, le=10)] = 9
+    mismatch_csat_min: Annotated[int, Field(ge=1, le=5)] = 4
+    # Churn-risk words, matched case-insensitively as whole words (and their plurals).
+    keywords: list[str] = Field(default_factory=lambda: list(DEFAULT_KEYWORDS))
+
+
+class SentimentSettings(_Section):
+    """The sentiment model and its background worker."""
+
+    enabled: bool = True
+    # Empty: the shipped model. Else a local folder or Hugging Face hub id of any
+    # sequence-classification model.
+    model: str = ""
+    # Only with this set may a hub id be downloaded (never in the default path).
+    allow_download: bool = False
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    # How long the worker waits to fill a batch before classifying what it has.
+    max_wait_seconds: Annotated[float, Field(ge=0.0, le=60.0)] = 0.5
+    # How often the worker looks for unscored answers when nobody nudges it.
+    poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 5.0
+    # CPU threads for inference; 0 = let torch decide.
+    num_threads: Annotated[int, Field(ge=0, le=256)] = 0
+    # On exit, `cxbot chat` waits at most this long for the last answers to be labelled.
+    drain_seconds: Annotated[float, Field(ge=0.0, le=600.0)] = 30.0
 
 
 class ServerSettings(_Section):
@@ -101,13 +140,53 @@ class ServerSettings(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
 
 
+# Telegram's own rule for webhook secret tokens.
+_TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
 class TelegramSettings(_Section):
-    """Telegram bot credentials and endpoint."""
+    """Telegram bot credentials, endpoint and how updates arrive (long polling or webhook)."""
 
     token: SecretStr | None = None
     base_url: str = "https://api.telegram.org/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    # validate_default: "required in webhook mode" must also be checked when the key is absent.
+    webhook_url: Annotated[str, Field(validate_default=True)] = ""
+    secret_token: Annotated[SecretStr | None, Field(validate_default=True)] = None
+    drop_pending_updates: bool = False
 
     _no_placeholder = field_validator("token")(_reject_placeholder)
+
+    @staticmethod
+    def _webhook_on(info: ValidationInfo) -> bool:
+        # Only a configured bot needs webhook settings; without a token the channel is off.
+        return info.data.get("mode") == "webhook" and info.data.get("token") is not None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value and cls._webhook_on(info):
+            raise ValueError(
+                'required when mode = "webhook": the public https:// URL that reaches '
+                "POST /telegram/webhook"
+            )
+        if value and not value.startswith("https://"):
+            raise ValueError("must start with https:// (Telegram only delivers to HTTPS URLs)")
+        return value
+
+    @field_validator("secret_token")
+    @classmethod
+    def _check_secret_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        value = _reject_placeholder(value)
+        if value is None:
+            if cls._webhook_on(info):
+                raise ValueError(
+                    'required when mode = "webhook", so that only Telegram can post updates'
+                )
+            return None
+        if not _TELEGRAM_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
 
 
 class SlackSettings(_Section):
@@ -123,6 +202,13 @@ class SlackSettings(_Section):
     )
 
 
+class InvitationSettings(_Section):
+    """Fatigue rules for surveys the bot starts itself (`cxbot invite`)."""
+
+    # No invitation to a customer surveyed within this many days; 0 turns the rule off.
+    quiet_days: Annotated[int, Field(ge=0, le=3650)] = 14
+
+
 class Settings(_Section):
     """All of cxbot's settings; see config.example.toml for every key."""
 
@@ -131,9 +217,11 @@ class Settings(_Section):
     flows: FlowSettings = Field(default_factory=FlowSettings)
     survey: SurveySettings = Field(default_factory=SurveySettings)
     flags: FlagSettings = Field(default_factory=FlagSettings)
+    sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    invitations: InvitationSettings = Field(default_factory=InvitationSettings)
 
     @property
     def database_url(self) -> str:

@@ -17,9 +17,9 @@ blocks the event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from bot import flow_logic
 from bot.config import Settings
-from bot.flags import score_flags
+from bot.flags import keyword_flags, score_flags
 from bot.flow_catalog import FlowCatalog
 from bot.flow_loader import load_flow_source
 from bot.flow_model import SCORE_TYPES, AnswerValue, Flow, LocalizedText, Question, QuestionType
@@ -85,11 +85,17 @@ class _Turn:
     customer: Customer
     msg: IncomingMessage
     replies: list[OutgoingMessage] = field(default_factory=list)
+    stored_text: bool = False  # a free-text answer awaits its sentiment label
 
     def say(self, text: str, **kw: Any) -> None:
         self.replies.append(
             OutgoingMessage(channel=self.msg.channel, user_id=self.msg.user_id, text=text, **kw)
         )
+
+    def mark_answered(self, first: int, question_id: str) -> None:
+        """Tag the first reply from index `first` on as following an accepted answer."""
+        if first < len(self.replies):
+            self.replies[first] = replace(self.replies[first], answered=question_id)
 
 
 class Engine:
@@ -101,11 +107,16 @@ class Engine:
         self._settings = settings
         self._locks = _KeyedLocks()
         self._flows: dict[tuple[str, int], Flow] = {}
+        self._text_listeners: list[Callable[[], None]] = []
+
+    def on_text_answer(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (in the event loop) after each turn that stored a free-text answer."""
+        self._text_listeners.append(listener)
 
     async def handle(self, msg: IncomingMessage) -> list[OutgoingMessage]:
         """Process one customer message and return the bot's replies, in order."""
         async with self._locks.hold((msg.channel, msg.user_id)):
-            return await asyncio.to_thread(self._run_turn, msg)
+            return self._after(await asyncio.to_thread(self._run_turn, msg))
 
     async def begin(
         self,
@@ -135,7 +146,13 @@ class Engine:
             locale=locale,
         )
         async with self._locks.hold((channel, user_id)):
-            return await asyncio.to_thread(self._run_turn, msg, True)
+            return self._after(await asyncio.to_thread(self._run_turn, msg, True))
+
+    def _after(self, turn: _Turn) -> list[OutgoingMessage]:
+        if turn.stored_text:
+            for listener in self._text_listeners:
+                listener()
+        return turn.replies
 
     # -- one turn, in a worker thread ---------------------------------------------------------
 
@@ -148,12 +165,14 @@ class Engine:
             customer = cust_q.upsert_customer(session, channel=channel, external_id=user_id)
             cust_q.set_unreachable(session, customer=customer, reason=reason)
 
-    def _run_turn(self, msg: IncomingMessage, proactive: bool = False) -> list[OutgoingMessage]:
+    def _run_turn(self, msg: IncomingMessage, proactive: bool = False) -> _Turn:
         with transaction(self._db) as session:
             if msg.event_id is not None and not record_inbound_event(
                 session, channel=msg.channel, event_key=msg.event_id
             ):
-                return []  # already handled: a webhook retry or a replay after restart
+                # Already handled: a webhook retry or a replay after restart.
+                unsaved = Customer(channel=msg.channel, external_id=msg.user_id)
+                return _Turn(session=session, customer=unsaved, msg=msg)
             customer = cust_q.upsert_customer(
                 session,
                 channel=msg.channel,
@@ -166,7 +185,7 @@ class Engine:
                 cust_q.set_unreachable(session, customer=customer, reason=None)
             turn = _Turn(session=session, customer=customer, msg=msg)
             self._dispatch(turn, proactive)
-            return turn.replies
+            return turn
 
     def _dispatch(self, turn: _Turn, proactive: bool) -> None:
         msg = turn.msg
@@ -257,7 +276,7 @@ class Engine:
             turn.say(bot_text("no_survey", locale))
             return
         # Something said after the thanks is still feedback: keep it with the finished survey.
-        conv_q.add_answer(
+        answer = conv_q.add_answer(
             turn.session,
             conversation=latest,
             question_id=LATE_COMMENT_QUESTION,
@@ -266,6 +285,12 @@ class Engine:
             value_text=text,
             truncated=truncated,
         )
+        turn.stored_text = True
+        reasons = keyword_flags(
+            LATE_COMMENT_QUESTION, text, self._settings.flags.keywords, answer_id=answer.id
+        )
+        if reasons:
+            flag_for_review(turn.session, conversation=latest, reasons=reasons)
         reply = bot_text("late_comment", latest.locale)
         if truncated:
             reply += " " + bot_text("truncated", latest.locale, limit=self._limit)
@@ -288,7 +313,9 @@ class Engine:
                 turn.say(bot_text("hint_required", conversation.locale))
                 self._ask_current(turn, conversation, flow)
                 return
+            mark = len(turn.replies)
             self._store(turn, conversation, flow, question, raw=text, parsed=None, truncated=False)
+            turn.mark_answered(mark, question.id)
             return
 
         result: ParseResult
@@ -300,9 +327,11 @@ class Engine:
             self._reask(turn, conversation, flow, question, result.reason)
             return
         raw = turn.msg.payload if turn.msg.kind == MessageKind.BUTTON else text
+        mark = len(turn.replies)
         self._store(
             turn, conversation, flow, question, raw=raw or "", parsed=result, truncated=truncated
         )
+        turn.mark_answered(mark, question.id)
 
     def _store(
         self,
@@ -328,10 +357,16 @@ class Engine:
             skipped=parsed is None,
             truncated=truncated,
         )
+        reasons = []
         if value_int is not None and question.type in SCORE_TYPES:
             reasons = score_flags(question, value_int, self._settings.flags, answer_id=answer.id)
-            if reasons:
-                flag_for_review(turn.session, conversation=conversation, reasons=reasons)
+        elif question.type == QuestionType.TEXT and value_text:
+            reasons = keyword_flags(
+                question.id, value_text, self._settings.flags.keywords, answer_id=answer.id
+            )
+            turn.stored_text = True
+        if reasons:
+            flag_for_review(turn.session, conversation=conversation, reasons=reasons)
         if truncated:
             turn.say(bot_text("truncated", conversation.locale, limit=self._limit))
         answers = self._answer_values(turn.session, conversation)
@@ -438,6 +473,7 @@ class Engine:
             choices=choices,
             choice_style=style,
             question_id=question.id,
+            question_type=question.type,
         )
 
     def _render(

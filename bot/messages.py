@@ -70,3 +70,9 @@ class OutgoingMessage:
     choices: tuple[Choice, ...] = ()
     choice_style: ChoiceStyle = ChoiceStyle.OPTIONS
     question_id: str | None = None
+    # The asked question's type (nps, ces, csat, yes_no, choice, text), so that an adapter can
+    # lay out its choices: NPS on two rows, faces on CSAT buttons.
+    question_type: str | None = None
+    # Set on the first reply after an answer was accepted (or a question skipped): the id of
+    # that question, so that an adapter can close its buttons and show the chosen value.
+    answered: str | None = None

@@ -32,6 +32,11 @@ def safe_url(url: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Python's sqlite3 module (before 3.12's autocommit attribute) opens transactions lazily and
+    # never for SAVEPOINT, so a savepoint would commit on its own and survive a rollback of the
+    # turn around it. Turning its implicit handling off and beginning explicitly (_sqlite_begin)
+    # gives real transactions.
+    dbapi_conn.isolation_level = None
     # WAL lets readers (reports) run while the bot writes; busy_timeout waits out short locks
     # instead of failing a customer's turn.
     cur = dbapi_conn.cursor()
@@ -40,6 +45,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock up front: two turns never both read and then fail to upgrade
+    # to writing (SQLITE_BUSY); the second waits up to busy_timeout instead.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
@@ -70,6 +81,7 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
         raise StorageError(f"cannot use database URL {safe_url(url)}: {exc}") from None
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -100,6 +112,18 @@ def open_database(url: str, *, echo: bool = False) -> Engine:
     engine = create_db_engine(url, echo=echo)
     migrate(engine)
     return engine
+
+
+def ping(engine: Engine) -> None:
+    """Check that the database answers (health checks); StorageError when it does not."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StorageError(
+            f"database {safe_url(str(engine.url))} does not answer: {reason}"
+        ) from None
 
 
 @contextmanager

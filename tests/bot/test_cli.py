@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     path = tmp_path / "data"
     monkeypatch.setenv("CXBOT_GENERAL__DATA_DIR", str(path))
+    # The real model is exercised by the end-to-end test below and by tests/nlp.
+    monkeypatch.setenv("CXBOT_SENTIMENT__ENABLED", "false")
     return path
 
 

@@ -139,3 +139,19 @@ def test_flow_versions_increase_only_when_content_changes(database_url: str) -> 
             assert stored is not None and stored.source == "1"
     finally:
         engine.dispose()
+
+
+def test_a_rolled_back_turn_forgets_its_event_id(database_url: str) -> None:
+    """The dedup record and the turn commit together: a failed turn can be retried."""
+    from storage.inbound import record_inbound_event
+
+    engine = open_database(database_url)
+    try:
+        with pytest.raises(RuntimeError), transaction(engine) as session:
+            assert record_inbound_event(session, channel="telegram", event_key="tg:1")
+            raise RuntimeError("the turn failed after recording the event")
+        with transaction(engine) as session:
+            assert record_inbound_event(session, channel="telegram", event_key="tg:1")
+            assert not record_inbound_event(session, channel="telegram", event_key="tg:1")
+    finally:
+        engine.dispose()

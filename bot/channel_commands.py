@@ -1,0 +1,156 @@
+"""The channel commands of `cxbot`: `serve`, `invite` and `telegram link`.
+
+Kept apart from bot/cli.py so that `cxbot chat` and `cxbot report` never import the channel SDKs
+or the web server; those are imported inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+
+from bot.app import build_app, command_settings
+from bot.config import Settings
+from bot.errors import CxbotError
+
+EXIT_OK = 0
+Command = Callable[[argparse.Namespace], int]
+
+
+def add_channel_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    key_value: Callable[[str], tuple[str, str]],
+) -> None:
+    """Register `serve`, `invite` and `telegram` on the `cxbot` parser."""
+    sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run every configured channel and the HTTP server until Ctrl-C / SIGTERM",
+    )
+    invite = sub.add_parser("invite", parents=[common], help="start a survey with a customer now")
+    invite.add_argument("--channel", required=True, choices=["telegram", "slack"])
+    invite.add_argument(
+        "--user", required=True, metavar="ID", help="the customer's id (Telegram: chat id)"
+    )
+    invite.add_argument(
+        "--flow", metavar="FLOW_ID", help="flow to run (default: the configured one)"
+    )
+    invite.add_argument(
+        "--context",
+        metavar="KEY=VALUE",
+        type=key_value,
+        nargs="*",
+        default=[],
+        help="interaction details for the flow's texts, e.g. ticket_id=T-42",
+    )
+    telegram = sub.add_parser("telegram", parents=[common], help="Telegram helpers")
+    telegram_sub = telegram.add_subparsers(dest="telegram_command", required=True, metavar="ACTION")
+    link = telegram_sub.add_parser(
+        "link", parents=[common], help="print a deep link that starts a survey"
+    )
+    link.add_argument("--flow", metavar="FLOW_ID", help="flow to run (default: the configured one)")
+    link.add_argument("--context", metavar="KEY=VALUE", type=key_value, nargs="*", default=[])
+    link.add_argument(
+        "--bot",
+        metavar="USERNAME",
+        help="the bot's username (default: asked from Telegram when a token is configured)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = command_settings(getattr(args, "config", None))
+    if settings.general.log_level != "DEBUG":
+        # httpx logs every Bot API request at INFO (a line per long poll); keep its problems.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    return settings
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """`cxbot serve`."""
+    from bot.serve import Serving, background_tasks, run_serve
+
+    app = build_app(_settings(args))
+
+    def announce(serving: Serving) -> None:
+        if serving.channels:
+            channels = ", ".join(serving.channels)
+            print(f"cxbot: serving {channels}; HTTP on {serving.url}", file=sys.stderr)
+        else:
+            print(
+                "cxbot: no chat channel is configured (set [telegram] token, e.g. with "
+                f"CXBOT_TELEGRAM__TOKEN); serving only {serving.url}/healthz",
+                file=sys.stderr,
+            )
+        print("cxbot: press Ctrl-C to stop", file=sys.stderr)
+
+    try:
+        run_serve(app, tasks=background_tasks(app), on_ready=announce)
+    finally:
+        app.close()
+    print("cxbot: stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def invite_command(args: argparse.Namespace) -> int:
+    """`cxbot invite`: print what happened; exit 0 sent, 3 withheld by a rule, 4 unreachable."""
+    from bot.invitations import invite_on_telegram
+
+    if args.channel == "slack":
+        raise CxbotError("the Slack channel is not available yet; use --channel telegram")
+    app = build_app(_settings(args))
+    try:
+        result = asyncio.run(
+            invite_on_telegram(
+                app, user_id=args.user, flow_id=args.flow, context=dict(args.context)
+            )
+        )
+    finally:
+        app.close()
+    print(result.message)
+    return result.exit_status
+
+
+def telegram_command(args: argparse.Namespace) -> int:
+    """`cxbot telegram link`: the start payload and, when the bot is known, the t.me link."""
+    from adapters.telegram_links import DeepLinkError, deep_link, encode_start_payload
+    from bot.flow_catalog import FlowCatalog
+
+    settings = _settings(args)
+    flow = FlowCatalog.load(settings.flows.dirs).get(args.flow or settings.flows.default)
+    try:
+        payload = encode_start_payload(flow.id, dict(args.context))
+    except DeepLinkError as exc:
+        raise CxbotError(str(exc)) from None
+    username = args.bot or _bot_username(settings)
+    if username is None:
+        print(payload)
+        print(
+            "cxbot: no bot username (pass --bot or configure [telegram] token); the link is "
+            f"https://t.me/<bot>?start={payload}",
+            file=sys.stderr,
+        )
+    else:
+        print(deep_link(username, payload))
+    return EXIT_OK
+
+
+def _bot_username(settings: Settings) -> str | None:
+    from adapters.telegram_delivery import RetryPolicy, call_api
+    from bot.channels import build_telegram_application, telegram_token
+
+    if telegram_token(settings) is None:
+        return None
+    bot = build_telegram_application(settings, with_updater=False).bot
+
+    async def ask() -> str:
+        await call_api(bot.initialize, what="getMe", policy=RetryPolicy(attempts=3))
+        try:
+            return str(bot.username)
+        finally:
+            await bot.shutdown()
+
+    return asyncio.run(ask())

@@ -1,0 +1,175 @@
+"""Invitations: the bot opens a survey with a customer now (`cxbot invite`).
+
+Rules, in order: an opted-out customer is never invited; a customer marked unreachable (blocked
+the bot, or Telegram refused an earlier delivery) is not tried again until they write to the bot;
+a customer surveyed within `[invitations] quiet_days` is left in peace. Otherwise the engine opens
+the survey and the channel delivers its first messages. If the channel refuses (on Telegram a
+customer must have started the bot first), the customer is marked unreachable and the survey that
+never arrived is abandoned, so that it does not count as a survey.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from bot.app import App
+from bot.errors import CxbotError, DeliveryError, RecipientUnreachableError
+from bot.messages import OutgoingMessage
+from storage.database import transaction
+from storage.invitations import InvitationFacts, abandon_active_survey, invitation_facts
+
+Deliver = Callable[[Sequence[OutgoingMessage]], Awaitable[object]]
+
+
+class Outcome(StrEnum):
+    """What became of an invitation."""
+
+    SENT = "sent"
+    OPTED_OUT = "opted_out"
+    QUIET_PERIOD = "quiet_period"
+    UNREACHABLE = "unreachable"
+
+
+# `cxbot invite` exit statuses: 0 sent, 3 withheld by a rule, 4 the customer cannot be reached
+# (1 stays "error": configuration, or the platform failing after retries; trying again may help).
+EXIT_STATUS = {
+    Outcome.SENT: 0,
+    Outcome.OPTED_OUT: 3,
+    Outcome.QUIET_PERIOD: 3,
+    Outcome.UNREACHABLE: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationResult:
+    """The outcome and one line saying what happened."""
+
+    outcome: Outcome
+    message: str
+
+    @property
+    def exit_status(self) -> int:
+        """The exit status `cxbot invite` ends with."""
+        return EXIT_STATUS[self.outcome]
+
+
+def _day(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+async def invite(
+    app: App,
+    *,
+    channel: str,
+    user_id: str,
+    deliver: Deliver,
+    flow_id: str | None = None,
+    context: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> InvitationResult:
+    """Invite one customer to a survey, applying the rules above; `deliver` sends the messages.
+
+    Raises UnknownFlowError before anything is stored, and DeliveryError when the channel fails
+    for another reason than the customer (after its retries); the survey is then abandoned so
+    that trying again later is not blocked by the quiet period.
+    """
+    flow = app.catalog.get(flow_id or app.settings.flows.default)
+    who = f"{channel} user {user_id}"
+    facts = await asyncio.to_thread(_facts, app, channel, user_id)
+    withheld = _withheld(app, facts, who, now or datetime.now(UTC))
+    if withheld is not None:
+        return withheld
+    messages = await app.engine.begin(
+        channel=channel, user_id=user_id, flow_id=flow.id, context=dict(context or {})
+    )
+    try:
+        await deliver(messages)
+    except RecipientUnreachableError as exc:
+        await app.engine.mark_unreachable(channel=channel, user_id=user_id, reason=str(exc))
+        await asyncio.to_thread(_abandon, app, channel, user_id)
+        hint = (
+            "; this customer has never written to the bot, and a bot may only message people "
+            "who started it first (a /start or a deep link)"
+            if not facts.known
+            else ""
+        )
+        return InvitationResult(Outcome.UNREACHABLE, f"not sent: {who} is unreachable: {exc}{hint}")
+    except DeliveryError:
+        await asyncio.to_thread(_abandon, app, channel, user_id)
+        raise
+    return InvitationResult(
+        Outcome.SENT,
+        f"sent: survey '{flow.id}' to {who} ({len(messages)} message(s))",
+    )
+
+
+def _withheld(app: App, facts: InvitationFacts, who: str, now: datetime) -> InvitationResult | None:
+    if facts.opted_out_at is not None:
+        return InvitationResult(
+            Outcome.OPTED_OUT,
+            f"not sent: {who} opted out of surveys on {_day(facts.opted_out_at)}",
+        )
+    if facts.unreachable_at is not None:
+        return InvitationResult(
+            Outcome.UNREACHABLE,
+            f"not sent: {who} is unreachable since {_day(facts.unreachable_at)} "
+            f"({facts.unreachable_reason or 'no reason recorded'}); they become reachable again "
+            "when they write to the bot",
+        )
+    quiet = app.settings.invitations.quiet_days
+    last = facts.last_surveyed_at
+    if quiet and last is not None and now - last < timedelta(days=quiet):
+        return InvitationResult(
+            Outcome.QUIET_PERIOD,
+            f"not sent: {who} was surveyed on {_day(last)}, within the quiet period "
+            f"([invitations] quiet_days = {quiet})",
+        )
+    return None
+
+
+def _facts(app: App, channel: str, user_id: str) -> InvitationFacts:
+    with transaction(app.db) as session:
+        return invitation_facts(session, channel=channel, external_id=user_id)
+
+
+def _abandon(app: App, channel: str, user_id: str) -> None:
+    with transaction(app.db) as session:
+        abandon_active_survey(session, channel=channel, external_id=user_id)
+
+
+async def invite_on_telegram(
+    app: App,
+    *,
+    user_id: str,
+    flow_id: str | None = None,
+    context: Mapping[str, str] | None = None,
+) -> InvitationResult:
+    """`invite` through the configured Telegram bot (`[telegram] token`, `base_url`)."""
+    from adapters.telegram import CHANNEL, TelegramSender
+    from adapters.telegram_delivery import call_api
+    from bot.channels import build_telegram_application
+
+    if not user_id.lstrip("-").isdigit():
+        raise CxbotError(
+            f"a Telegram user id is the customer's numeric chat id, not {user_id!r} "
+            "(it is the user_id cxbot stored when they wrote to the bot)"
+        )
+    app.catalog.get(flow_id or app.settings.flows.default)  # an unknown flow: say so first
+    application = build_telegram_application(app.settings, with_updater=False)
+    sender = TelegramSender(application.bot)
+    await call_api(application.bot.initialize, what="getMe", policy=sender.policy)
+    try:
+        return await invite(
+            app,
+            channel=CHANNEL,
+            user_id=user_id,
+            deliver=sender.deliver,
+            flow_id=flow_id,
+            context=context,
+        )
+    finally:
+        await application.bot.shutdown()

@@ -1,0 +1,199 @@
+"""The sentiment worker: labels free-text answers in batches, in the background.
+
+Conversations never wait for the model. The engine nudges the worker after a turn that stored
+text; the worker waits up to `max_wait_seconds` for more to arrive, then labels up to
+`batch_size` answers in one model call (in a worker thread), stores the labels and raises review
+flags — negative text, and negative text beside a high score. It also polls every
+`poll_seconds`, so answers stored by another process or while the model was down are labelled
+too. A model that fails to load is retried with backoff; its answers stay unscored, never lost or
+mislabelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine as DbEngine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from bot.config import SentimentSettings, Settings
+from bot.flags import sentiment_flags
+from nlp.classifier import SentimentClassifier
+from nlp.errors import NlpError
+from storage.conversations import conversation_answers
+from storage.database import transaction
+from storage.reviews import flag_for_review
+from storage.sentiment import PendingText, add_score, has_unlabelled_answers, unscored_answers
+from storage.tables import Conversation
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[], SentimentClassifier]
+FIRST_RETRY_SECONDS = 30.0
+MAX_RETRY_SECONDS = 600.0
+
+
+def default_loader(settings: SentimentSettings) -> Loader:
+    """Load the configured model (imports torch only when first called)."""
+
+    def load() -> SentimentClassifier:
+        from nlp.transformer import load_classifier
+
+        return load_classifier(
+            settings.model or None,
+            allow_download=settings.allow_download,
+            batch_size=settings.batch_size,
+            num_threads=settings.num_threads or None,
+        )
+
+    return load
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What one pass over pending answers did."""
+
+    scored: int
+    flagged: int
+
+
+class SentimentWorker:
+    """Labels unscored free-text answers; `run()` until cancelled, or `drain()` once."""
+
+    def __init__(self, *, db: DbEngine, settings: Settings, loader: Loader | None = None) -> None:
+        self._db = db
+        self._settings = settings
+        self._loader = loader or default_loader(settings.sentiment)
+        self._classifier: SentimentClassifier | None = None
+        self._wake = asyncio.Event()
+        self._retry_at = 0.0
+        self._retry_delay = FIRST_RETRY_SECONDS
+        self.load_error: str | None = None
+
+    def nudge(self) -> None:
+        """New text was stored: label it soon (pass this to `Engine.on_text_answer`)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Label answers as they come, until cancelled."""
+        cfg = self._settings.sentiment
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=cfg.poll_seconds)
+                # Let a batch fill up: several customers often answer within the same second.
+                await asyncio.sleep(cfg.max_wait_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.drain()
+
+    async def preload(self) -> bool:
+        """Load the model now (at start-up), so that the first answers are labelled quickly."""
+        return await self._ensure_model() is not None
+
+    async def drain(self, *, timeout: float | None = None) -> int:
+        """Label every answer waiting now; returns how many were labelled.
+
+        Before the model is loaded, it is loaded only when some answer has no label at all,
+        so that a session without free text never pays for loading it.
+        """
+        if self._classifier is None and not await asyncio.to_thread(self._anything_unlabelled):
+            return 0
+        total = 0
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while deadline is None or loop.time() < deadline:
+            classifier = await self._ensure_model()
+            if classifier is None:
+                break
+            result = await asyncio.to_thread(self._label_batch, classifier)
+            total += result.scored
+            if result.scored < self._settings.sentiment.batch_size:
+                break
+        return total
+
+    def _anything_unlabelled(self) -> bool:
+        with transaction(self._db) as session:
+            return has_unlabelled_answers(session)
+
+    async def _ensure_model(self) -> SentimentClassifier | None:
+        if self._classifier is not None:
+            return self._classifier
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._retry_at:
+            return None
+        try:
+            self._classifier = await asyncio.to_thread(self._loader)
+        except (NlpError, ImportError, OSError) as exc:
+            self.load_error = str(exc)
+            log.error(
+                "sentiment model could not be loaded: %s — text answers stay unscored and will "
+                "be labelled once it loads (next try in %.0f s)",
+                exc,
+                self._retry_delay,
+            )
+            self._retry_at = loop.time() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, MAX_RETRY_SECONDS)
+            return None
+        self.load_error = None
+        log.info(
+            "sentiment model loaded: %s (version %s)",
+            self._classifier.model_id,
+            self._classifier.model_version,
+        )
+        return self._classifier
+
+    def _label_batch(self, classifier: SentimentClassifier) -> BatchResult:
+        """One batch: read pending answers, classify outside any transaction, store results."""
+        with transaction(self._db) as session:
+            pending = unscored_answers(
+                session,
+                model_version=classifier.model_version,
+                limit=self._settings.sentiment.batch_size,
+            )
+        if not pending:
+            return BatchResult(0, 0)
+        predictions = classifier.classify([p.text for p in pending])
+        scored = flagged = 0
+        with transaction(self._db) as session:
+            for item, prediction in zip(pending, predictions, strict=True):
+                try:
+                    with session.begin_nested():
+                        add_score(
+                            session,
+                            answer_id=item.answer_id,
+                            label=prediction.label.value,
+                            confidence=prediction.confidence,
+                            model_id=classifier.model_id,
+                            model_version=classifier.model_version,
+                        )
+                except IntegrityError:
+                    continue  # another process labelled it with this model meanwhile
+                scored += 1
+                if self._flag(session, item, prediction.label.value, prediction.confidence):
+                    flagged += 1
+        return BatchResult(scored, flagged)
+
+    def _flag(self, session: Session, item: PendingText, label: str, confidence: float) -> bool:
+        answers = conversation_answers(session, conversation_id=item.conversation_id)
+        scores = {a.question_type: a.value_int for a in answers if a.value_int is not None}
+        question_id = next(a.question_id for a in answers if a.id == item.answer_id)
+        reasons = sentiment_flags(
+            question_id=question_id,
+            answer_id=item.answer_id,
+            label=label,
+            confidence=confidence,
+            nps=scores.get("nps"),
+            csat=scores.get("csat"),
+            settings=self._settings.flags,
+        )
+        if not reasons:
+            return False
+        conversation = session.get(Conversation, item.conversation_id)
+        assert conversation is not None
+        flag_for_review(session, conversation=conversation, reasons=reasons)
+        return True

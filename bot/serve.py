@@ -1,0 +1,207 @@
+"""`cxbot serve`: every configured channel, background work and the one HTTP server.
+
+What runs is assembled from parts, so that more can join without touching the loop:
+
+- a `Service` starts and stops with serve (a channel: Telegram polling or webhook);
+- a `BackgroundTask` runs as long as serve does (a worker); if it ends or fails by itself, serve
+  stops with an error rather than limp on without it;
+- `Route`s are mounted on the HTTP server (`[server] host/port`), which always serves `/healthz`.
+
+Start order: services, then the HTTP server, then background tasks; stop order is the reverse,
+so that no webhook arrives at a channel already stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from bot.app import App
+from bot.channels import build_telegram_channel, telegram_token
+from bot.errors import CxbotError
+from storage.database import ping
+from web.server import Route, WebServer, build_web_app, telegram_webhook_route
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """Something that starts and stops with `cxbot serve`, such as a channel."""
+
+    name: str
+    start: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundTask:
+    """A coroutine function that runs until serve cancels it (a worker loop)."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What serve is running, given to `on_ready` once everything accepts work."""
+
+    url: str
+    channels: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    """The channels' share of serve: services to start and routes to mount."""
+
+    services: list[Service] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+
+
+def plan_channels(app: App) -> Plan:
+    """Services and routes of every configured channel (Telegram when a token is set)."""
+    plan = Plan()
+    if telegram_token(app.settings) is not None:
+        tg = app.settings.telegram
+        channel = build_telegram_channel(app)
+        if tg.mode == "webhook":
+            assert tg.secret_token is not None  # the settings refuse webhook mode without it
+            secret = tg.secret_token.get_secret_value()
+
+            async def start() -> None:
+                await channel.start_webhook(
+                    url=tg.webhook_url,
+                    secret_token=secret,
+                    drop_pending_updates=tg.drop_pending_updates,
+                )
+
+            plan.routes.append(
+                telegram_webhook_route(secret_token=secret, feed=channel.feed_webhook)
+            )
+        else:
+
+            async def start() -> None:
+                await channel.start_polling(drop_pending_updates=tg.drop_pending_updates)
+
+        plan.services.append(Service(name="telegram", start=start, stop=channel.stop))
+        plan.channels.append(f"telegram ({tg.mode})")
+    return plan
+
+
+def background_tasks(app: App) -> list[BackgroundTask]:
+    """The background work `cxbot serve` runs beside the channels (none yet)."""
+    del app
+    return []
+
+
+async def serve(
+    app: App,
+    *,
+    tasks: Sequence[BackgroundTask] = (),
+    services: Sequence[Service] = (),
+    routes: Sequence[Route] = (),
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Serving], None] | None = None,
+) -> None:
+    """Run the configured channels, `services`, `tasks` and the HTTP server until `stop` is set.
+
+    Raises CxbotError when a part fails to start, or when a background task or the HTTP server
+    ends by itself; everything started is stopped again in any case.
+    """
+    stop = stop or asyncio.Event()
+    plan = plan_channels(app)
+
+    async def database() -> None:
+        await asyncio.to_thread(ping, app.db)
+
+    web = WebServer(
+        build_web_app(
+            routes=[*plan.routes, *routes],
+            health_checks={"database": database},
+            info={"channels": plan.channels},
+        ),
+        host=app.settings.server.host,
+        port=app.settings.server.port,
+    )
+    all_services = [*plan.services, *services]
+    started: list[Service] = []
+    running: dict[asyncio.Task[None], str] = {}
+    try:
+        for service in all_services:
+            started.append(service)  # stopped even if its start fails half-way
+            log.info("starting %s", service.name)
+            await service.start()
+        await web.start()
+        for task in tasks:
+            running[asyncio.create_task(_run(task), name=task.name)] = task.name
+        if on_ready is not None:
+            on_ready(Serving(url=web.url, channels=tuple(plan.channels)))
+        await _wait(stop, web, running)
+    finally:
+        for worker in running:
+            worker.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await web.stop()
+        for service in reversed(started):
+            try:
+                await service.stop()
+            except Exception:
+                # Keep stopping the others; the failure is logged with its traceback.
+                log.exception("stopping %s failed", service.name)
+
+
+async def _run(task: BackgroundTask) -> None:
+    await task.run()
+
+
+async def _wait(
+    stop: asyncio.Event, web: WebServer, running: dict[asyncio.Task[None], str]
+) -> None:
+    stop_waiter = asyncio.create_task(stop.wait(), name="stop-signal")
+    web_waiter = asyncio.create_task(web.wait(), name="web-server-watch")
+    try:
+        done, _ = await asyncio.wait(
+            {stop_waiter, web_waiter, *running}, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for waiter in (stop_waiter, web_waiter):
+            waiter.cancel()
+        await asyncio.gather(stop_waiter, web_waiter, return_exceptions=True)
+    if stop_waiter in done:
+        return
+    if web_waiter in done:
+        raise CxbotError("the HTTP server stopped unexpectedly") from web_waiter.exception()
+    for worker, name in running.items():
+        if worker in done:
+            error = worker.exception()
+            reason = f"failed: {error}" if error is not None else "ended"
+            raise CxbotError(f"background task {name} {reason}") from error
+
+
+def run_serve(
+    app: App,
+    *,
+    tasks: Sequence[BackgroundTask] = (),
+    on_ready: Callable[[Serving], None] | None = None,
+) -> None:
+    """`serve` in a fresh event loop until SIGINT or SIGTERM, then a clean shutdown."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await serve(app, tasks=tasks, stop=stop, on_ready=on_ready)
+        finally:
+            for sig in signals:
+                with contextlib.suppress(ValueError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+    asyncio.run(main())

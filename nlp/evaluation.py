@@ -1,0 +1,175 @@
+"""Scoring a classifier on labelled JSONL files (``{"text": ..., "label": ...}`` per line).
+
+A file without any ``neutral`` row is a binary task: the classifier's neutral probability is
+ignored and the prediction is the more probable of negative and positive. That is how binary
+public benchmarks are scored fairly against a three-class model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nlp.classifier import Label, SentimentClassifier
+from nlp.errors import EvalFileError
+
+LABELS: tuple[str, ...] = tuple(label.value for label in Label)
+
+
+def read_eval_file(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """Read ``(text, label)`` rows; raises EvalFileError naming the file and line on bad input."""
+    p = Path(path)
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalFileError(f"{p}: cannot read: {exc}") from exc
+    rows: list[tuple[str, str]] = []
+    # Split on "\n" only: str.splitlines() would also split on U+2028 inside JSON strings.
+    for lineno, line in enumerate(raw.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalFileError(f"{p}:{lineno}: not valid JSON: {exc.msg}") from exc
+        if not isinstance(record, dict):
+            raise EvalFileError(f"{p}:{lineno}: expected a JSON object")
+        text, label = record.get("text"), record.get("label")
+        if not isinstance(text, str):
+            raise EvalFileError(f"{p}:{lineno}: missing or non-string \"text\"")
+        if label not in LABELS:
+            raise EvalFileError(
+                f"{p}:{lineno}: \"label\" must be one of {', '.join(LABELS)}, got {label!r}"
+            )
+        rows.append((text, label))
+    if not rows:
+        raise EvalFileError(f"{p}: no rows")
+    return rows
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Precision, recall, F1 and support of one class."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Result of an evaluation; ``binary`` is True when neutral was excluded."""
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, ClassMetrics]
+    binary: bool
+    texts_per_second: float
+    seconds: float
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (at least accuracy, macro_f1, n, texts_per_second)."""
+        return {
+            "n": self.n,
+            "accuracy": round(self.accuracy, 4),
+            "macro_f1": round(self.macro_f1, 4),
+            "binary": self.binary,
+            "texts_per_second": round(self.texts_per_second, 1),
+            "seconds": round(self.seconds, 3),
+            "per_class": {
+                name: {"precision": round(m.precision, 4), "recall": round(m.recall, 4),
+                       "f1": round(m.f1, 4), "support": m.support}
+                for name, m in self.per_class.items()
+            },
+            "confusion": self.confusion,
+        }
+
+
+def _decide(probs: Sequence[float], binary: bool) -> str:
+    if binary:
+        neg, pos = probs[LABELS.index("negative")], probs[LABELS.index("positive")]
+        return "positive" if pos > neg else "negative"
+    return LABELS[max(range(len(LABELS)), key=lambda i: probs[i])]
+
+
+def score(gold: Sequence[str], probs: Sequence[Sequence[float]], *, seconds: float,
+          binary: bool | None = None) -> EvalReport:
+    """Compute metrics from gold labels and per-text probabilities in ``LABELS`` order."""
+    if len(gold) != len(probs):
+        raise ValueError("gold and predictions differ in length")
+    if binary is None:
+        binary = "neutral" not in gold
+    classes = [c for c in LABELS if not (binary and c == "neutral")]
+    predicted = [_decide(p, binary) for p in probs]
+    confusion = {g: {p: 0 for p in classes} for g in classes}
+    for g, p in zip(gold, predicted, strict=True):
+        confusion[g][p] += 1
+    per_class: dict[str, ClassMetrics] = {}
+    for c in classes:
+        tp = confusion[c][c]
+        predicted_c = sum(confusion[g][c] for g in classes)
+        support = sum(confusion[c].values())
+        precision = tp / predicted_c if predicted_c else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[c] = ClassMetrics(precision, recall, f1, support)
+    n = len(gold)
+    correct = sum(confusion[c][c] for c in classes)
+    # Macro-F1 over the classes present in the gold labels (the usual convention).
+    present = [c for c in classes if per_class[c].support > 0]
+    macro = sum(per_class[c].f1 for c in present) / len(present) if present else 0.0
+    return EvalReport(
+        n=n,
+        accuracy=correct / n if n else 0.0,
+        macro_f1=macro,
+        per_class=per_class,
+        binary=binary,
+        texts_per_second=n / seconds if seconds > 0 else 0.0,
+        seconds=seconds,
+        confusion=confusion,
+    )
+
+
+def evaluate(classifier: SentimentClassifier, rows: Sequence[tuple[str, str]]) -> EvalReport:
+    """Classify every row's text (timed, batched by the classifier) and score the labels."""
+    texts = [t for t, _ in rows]
+    started = time.perf_counter()
+    predictions = classifier.classify(texts)
+    seconds = time.perf_counter() - started
+    probs = [[p.scores.get(c, 0.0) for c in LABELS] for p in predictions]
+    return score([label for _, label in rows], probs, seconds=seconds)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m nlp.evaluation FILE.jsonl... [--model M] [--json]``: score the classifier."""
+    import argparse
+
+    from nlp.transformer import load_classifier
+
+    parser = argparse.ArgumentParser(description="Evaluate the sentiment classifier.")
+    parser.add_argument("files", nargs="+")
+    parser.add_argument("--model", default=None, help="folder or hub id; default: shipped")
+    parser.add_argument("--artefact-dir", default=None, help="trained artefact folder")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    classifier = load_classifier(args.model, artefact_dir=args.artefact_dir)
+    for f in args.files:
+        report = evaluate(classifier, read_eval_file(f))
+        if args.json:
+            print(json.dumps({"file": f, **report.to_dict()}))
+        else:
+            kind = "binary" if report.binary else "3-class"
+            print(f"{Path(f).name}: n={report.n} ({kind}) accuracy={report.accuracy:.3f} "
+                  f"macro-F1={report.macro_f1:.3f} {report.texts_per_second:.0f} texts/s")
+
+
+if __name__ == "__main__":
+    main()

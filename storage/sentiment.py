@@ -1,0 +1,94 @@
+"""Queries on sentiment scores of free-text answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_
+from sqlmodel import Session, col, select
+
+from storage.tables import Answer, SentimentScore
+
+TEXT_TYPE = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingText:
+    """A free-text answer waiting for a label from the current model."""
+
+    answer_id: int
+    conversation_id: int
+    text: str
+
+
+def unscored_answers(session: Session, *, model_version: str, limit: int) -> list[PendingText]:
+    """Oldest free-text answers that this model version has not labelled yet."""
+    scored = and_(
+        col(SentimentScore.answer_id) == col(Answer.id),
+        col(SentimentScore.model_version) == model_version,
+    )
+    stmt = (
+        select(Answer.id, Answer.conversation_id, Answer.value_text)
+        .outerjoin(SentimentScore, scored)
+        .where(
+            col(Answer.question_type) == TEXT_TYPE,
+            col(Answer.skipped).is_(False),
+            col(Answer.value_text).is_not(None),
+            col(SentimentScore.id).is_(None),
+        )
+        .order_by(col(Answer.id))
+        .limit(limit)
+    )
+    return [
+        PendingText(answer_id=a, conversation_id=c, text=t)
+        for a, c, t in session.exec(stmt)
+        if a is not None and t is not None
+    ]
+
+
+def has_unlabelled_answers(session: Session) -> bool:
+    """Whether any free-text answer has no label from any model (a cheap check before loading)."""
+    stmt = (
+        select(Answer.id)
+        .outerjoin(SentimentScore, col(SentimentScore.answer_id) == col(Answer.id))
+        .where(
+            col(Answer.question_type) == TEXT_TYPE,
+            col(Answer.skipped).is_(False),
+            col(Answer.value_text).is_not(None),
+            col(SentimentScore.id).is_(None),
+        )
+        .limit(1)
+    )
+    return session.exec(stmt).first() is not None
+
+
+def add_score(
+    session: Session,
+    *,
+    answer_id: int,
+    label: str,
+    confidence: float,
+    model_id: str,
+    model_version: str,
+) -> SentimentScore:
+    """Store one label; earlier labels from other model versions stay as history."""
+    score = SentimentScore(
+        answer_id=answer_id,
+        label=label,
+        confidence=confidence,
+        model_id=model_id[:256],
+        model_version=model_version[:64],
+    )
+    session.add(score)
+    session.flush()
+    return score
+
+
+def scores_for_answer(session: Session, *, answer_id: int) -> list[SentimentScore]:
+    """Every label given to an answer, oldest first."""
+    stmt = (
+        select(SentimentScore)
+        .where(SentimentScore.answer_id == answer_id)
+        .order_by(col(SentimentScore.id))
+    )
+    return list(session.exec(stmt))

@@ -1,0 +1,166 @@
+"""Telegram by webhook: `serve` with uvicorn on a real port, updates POSTed as Telegram does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.app import App, build_app
+from bot.serve import Serving, serve
+from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.fakes.telegram_setup import answers, conversations, customer, telegram_settings
+from web.server import TELEGRAM_SECRET_HEADER
+
+SECRET = "webhook_Secret-42"
+PUBLIC_URL = "https://cx.example.com/telegram/webhook"
+ANN = 42
+
+
+@dataclass
+class Served:
+    app: App
+    url: str
+    http: httpx.AsyncClient
+
+    async def post(self, update: dict[str, Any], secret: str | None = SECRET) -> httpx.Response:
+        headers = {TELEGRAM_SECRET_HEADER: secret} if secret is not None else {}
+        return await self.http.post(f"{self.url}/telegram/webhook", json=update, headers=headers)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTelegramAPI]:
+    with FakeTelegramAPI() as api:
+        yield api
+
+
+@pytest.fixture
+async def served(fake: FakeTelegramAPI, tmp_path: Path) -> AsyncIterator[Served]:
+    settings = telegram_settings(
+        fake,
+        tmp_path,
+        telegram__mode="webhook",
+        telegram__webhook_url=PUBLIC_URL,
+        telegram__secret_token=SECRET,
+        server__port="0",
+    )
+    app = build_app(settings)
+    stop = asyncio.Event()
+    ready: asyncio.Future[Serving] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(app, stop=stop, on_ready=ready.set_result))
+    await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # start-up failed: show why
+    try:
+        async with httpx.AsyncClient() as http:
+            yield Served(app=app, url=ready.result().url, http=http)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+        app.close()
+
+
+async def test_start_registers_the_webhook_and_nothing_polls(
+    fake: FakeTelegramAPI, served: Served
+) -> None:
+    (call,) = fake.requests("setWebhook")
+    assert call.body["url"] == PUBLIC_URL
+    assert call.body["secret_token"] == SECRET
+    assert call.body["allowed_updates"] == [
+        "message",
+        "edited_message",
+        "callback_query",
+        "my_chat_member",
+    ]
+    assert fake.requests("getUpdates") == []
+    health = await served.http.get(f"{served.url}/healthz")
+    assert health.json() == {
+        "status": "ok",
+        "checks": {"database": "ok"},
+        "channels": ["telegram (webhook)"],
+    }
+
+
+async def test_full_survey_by_webhook(fake: FakeTelegramAPI, served: Served) -> None:
+    response = await served.post(fake.stamp(fake.message(ANN, "/start")))
+    assert response.status_code == 200
+    # Handled before the answer: the replies are already at Telegram.
+    assert len(fake.texts(ANN)) == 2
+    nps_id = fake.last_message_id(ANN)
+
+    await served.post(fake.stamp(fake.press_update(ANN, nps_id, "a:nps:10")))
+    assert fake.message_state(ANN, nps_id)["text"].endswith("\n\n✓ 10")
+    assert fake.texts(ANN)[-1] == "Great to hear! What did you like most?"
+    await served.post(fake.stamp(fake.message(ANN, "Quick and kind")))
+    await served.post(fake.stamp(fake.press_update(ANN, fake.last_message_id(ANN), "a:ces:7")))
+    await served.post(fake.stamp(fake.press_update(ANN, fake.last_message_id(ANN), "a:csat:5")))
+    await served.post(fake.stamp(fake.message(ANN, "no, that's all")))
+    assert fake.texts(ANN)[-1] == "Thank you for your feedback, Ann!"
+
+    assert [(a.question_id, a.value_int, a.value_text) for a in answers(served.app)] == [
+        ("nps", 10, None),
+        ("liked_most", None, "Quick and kind"),
+        ("ces", 7, None),
+        ("csat", 5, None),
+        ("anything_else", None, "no, that's all"),
+    ]
+    assert [c.state for c in conversations(served.app)] == ["completed"]
+    assert len(fake.requests("answerCallbackQuery")) == 3
+
+
+async def test_updates_without_the_right_secret_are_refused(
+    fake: FakeTelegramAPI, served: Served
+) -> None:
+    update = fake.stamp(fake.message(ANN, "/start"))
+    missing = await served.post(update, secret=None)
+    wrong = await served.post(update, secret="webhook_Secret-43")
+    assert (missing.status_code, wrong.status_code) == (401, 403)
+    assert fake.requests("sendMessage") == []
+    assert customer(served.app, str(ANN)) is None
+    # The same update, now with the secret, is handled: refusals recorded nothing.
+    assert (await served.post(update)).status_code == 200
+    assert len(fake.texts(ANN)) == 2
+
+
+async def test_a_retried_webhook_delivery_is_handled_once(
+    fake: FakeTelegramAPI, served: Served
+) -> None:
+    await served.post(fake.stamp(fake.message(ANN, "/start")))
+    answer = fake.stamp(fake.message(ANN, "6"))
+    first = await served.post(answer)
+    again = await served.post(answer)  # Telegram did not see our first answer in time
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert fake.texts(ANN)[2:] == ["Sorry to hear that. What should we fix first?"]
+    assert [(a.question_id, a.value_int) for a in answers(served.app)] == [("nps", 6)]
+
+
+async def test_an_update_whose_handling_failed_is_handled_when_telegram_retries(
+    fake: FakeTelegramAPI, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import engine
+
+    real = engine.conv_q.start_conversation
+    calls = 0
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database connection lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.conv_q, "start_conversation", flaky)
+    start = fake.stamp(fake.message(ANN, "/start"))
+    assert (await served.post(start)).status_code == 500
+    assert (await served.post(start)).status_code == 200  # Telegram's retry
+    assert len(fake.texts(ANN)) == 2
+
+
+async def test_a_body_that_is_not_an_update_is_a_bad_request(served: Served) -> None:
+    response = await served.post({"hello": "world"})
+    assert response.status_code == 400

@@ -1,0 +1,1 @@
+"""The one HTTP server of `cxbot serve`: health checks, webhooks, later the REST API."""
