@@ -64,11 +64,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--quantize", action="store_true", help="dynamic int8 (CPU)")
     args = parser.parse_args()
 
     texts = _texts(Path(args.texts), args.n)
     started = time.perf_counter()
-    clf = load_classifier(args.model, num_threads=args.threads, batch_size=args.batch_size)
+    clf = load_classifier(args.model, num_threads=args.threads, batch_size=args.batch_size,
+                          quantize=args.quantize)
     load_s = time.perf_counter() - started
     print(f"model: {clf.model_id} version {clf.model_version} (loaded in {load_s:.1f}s)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(texts)} texts, "
@@ -95,7 +97,7 @@ def main() -> None:
     print(f"single short text ({len(short)} texts ≤60 chars): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     print(f"peak RSS: {_peak_rss_mib():.0f} MiB")
 
-    if args.skip_baseline:
+    if args.skip_baseline or args.quantize:  # the export below needs fp32 weights
         return
     import tempfile
 

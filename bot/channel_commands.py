@@ -34,7 +34,10 @@ def add_channel_commands(
     invite = sub.add_parser("invite", parents=[common], help="start a survey with a customer now")
     invite.add_argument("--channel", required=True, choices=["telegram", "slack"])
     invite.add_argument(
-        "--user", required=True, metavar="ID", help="the customer's id (Telegram: chat id)"
+        "--user",
+        required=True,
+        metavar="ID",
+        help="the customer's id (Telegram: chat id; Slack: member id U…)",
     )
     invite.add_argument(
         "--flow", metavar="FLOW_ID", help="flow to run (default: the configured one)"
@@ -81,8 +84,9 @@ def serve_command(args: argparse.Namespace) -> int:
             print(f"cxbot: serving {channels}; HTTP on {serving.url}", file=sys.stderr)
         else:
             print(
-                "cxbot: no chat channel is configured (set [telegram] token, e.g. with "
-                f"CXBOT_TELEGRAM__TOKEN); serving only {serving.url}/healthz",
+                "cxbot: no chat channel is configured (set [telegram] token or [slack] "
+                "bot_token, e.g. with CXBOT_TELEGRAM__TOKEN); serving only "
+                f"{serving.url}/healthz",
                 file=sys.stderr,
             )
         print("cxbot: press Ctrl-C to stop", file=sys.stderr)
@@ -97,16 +101,13 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def invite_command(args: argparse.Namespace) -> int:
     """`cxbot invite`: print what happened; exit 0 sent, 3 withheld by a rule, 4 unreachable."""
-    from bot.invitations import invite_on_telegram
+    from bot.invitations import invite_on_slack, invite_on_telegram
 
-    if args.channel == "slack":
-        raise CxbotError("the Slack channel is not available yet; use --channel telegram")
     app = build_app(_settings(args))
+    inviter = invite_on_slack if args.channel == "slack" else invite_on_telegram
     try:
         result = asyncio.run(
-            invite_on_telegram(
-                app, user_id=args.user, flow_id=args.flow, context=dict(args.context)
-            )
+            inviter(app, user_id=args.user, flow_id=args.flow, context=dict(args.context))
         )
     finally:
         app.close()

@@ -190,16 +190,67 @@ class TelegramSettings(_Section):
 
 
 class SlackSettings(_Section):
-    """Slack app credentials and endpoint."""
+    """Slack app credentials, endpoint, how events arrive, and the support team's alerts."""
 
     bot_token: SecretStr | None = None
-    app_token: SecretStr | None = None
-    signing_secret: SecretStr | None = None
     base_url: str = "https://slack.com/api/"
+    # socket: Socket Mode over a websocket (needs app_token, no public URL);
+    # http: Slack POSTs to /slack/events on the HTTP server (needs signing_secret).
+    mode: Literal["socket", "http"] = "socket"
+    # validate_default: "required in this mode" must also be checked when the key is absent.
+    app_token: Annotated[SecretStr | None, Field(validate_default=True)] = None
+    signing_secret: Annotated[SecretStr | None, Field(validate_default=True)] = None
+    # Channel id (C…) where flagged replies are posted; empty: no Slack alerts.
+    alert_channel: str = ""
+    # Slack user ids (U…) allowed to acknowledge, resolve and reply from alerts.
+    support_users: Annotated[list[str], Field(validate_default=True)] = Field(default_factory=list)
+    # How often the alert poster looks for new or changed review items.
+    alert_poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 5.0
 
-    _no_placeholder = field_validator("bot_token", "app_token", "signing_secret")(
-        _reject_placeholder
-    )
+    @staticmethod
+    def _on(info: ValidationInfo, mode: str) -> bool:
+        # Only a configured app needs its mode's credentials; without a bot token Slack is off.
+        return info.data.get("mode") == mode and info.data.get("bot_token") is not None
+
+    @field_validator("bot_token")
+    @classmethod
+    def _check_bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        return _reject_placeholder(value)
+
+    @field_validator("app_token")
+    @classmethod
+    def _check_app_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        value = _reject_placeholder(value)
+        if value is None and cls._on(info, "socket"):
+            raise ValueError(
+                'required when mode = "socket": an app-level token (xapp-…) with '
+                'connections:write, or set mode = "http" and signing_secret'
+            )
+        return value
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _check_signing_secret(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        value = _reject_placeholder(value)
+        if value is None and cls._on(info, "http"):
+            raise ValueError(
+                'required when mode = "http", so that only Slack can post to /slack/events'
+            )
+        return value
+
+    @field_validator("support_users")
+    @classmethod
+    def _check_support_users(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        bad = [u for u in value if not re.fullmatch(r"[UW][A-Z0-9]{2,}", u)]
+        if bad:
+            raise ValueError(f"not Slack user ids (U…): {', '.join(bad)}")
+        if not value and info.data.get("alert_channel") and info.data.get("bot_token"):
+            raise ValueError(
+                "required with alert_channel: the Slack user ids (U…) who may work on alerts"
+            )
+        return value
 
 
 class InvitationSettings(_Section):

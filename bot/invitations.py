@@ -11,6 +11,7 @@ never arrived is abandoned, so that it does not count as a survey.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from storage.database import transaction
 from storage.invitations import InvitationFacts, abandon_active_survey, invitation_facts
 
 Deliver = Callable[[Sequence[OutgoingMessage]], Awaitable[object]]
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 class Outcome(StrEnum):
@@ -94,7 +96,7 @@ async def invite(
         hint = (
             "; this customer has never written to the bot, and a bot may only message people "
             "who started it first (a /start or a deep link)"
-            if not facts.known
+            if not facts.known and channel == "telegram"
             else ""
         )
         return InvitationResult(Outcome.UNREACHABLE, f"not sent: {who} is unreachable: {exc}{hint}")
@@ -173,3 +175,31 @@ async def invite_on_telegram(
         )
     finally:
         await application.bot.shutdown()
+
+
+async def invite_on_slack(
+    app: App,
+    *,
+    user_id: str,
+    flow_id: str | None = None,
+    context: Mapping[str, str] | None = None,
+) -> InvitationResult:
+    """`invite` through the configured Slack app: conversations.open, then the first question."""
+    from adapters.slack import CHANNEL
+    from bot.channels import build_slack_channel
+
+    if not _SLACK_USER.fullmatch(user_id):
+        raise CxbotError(
+            f"a Slack user id looks like U012ABCDEF (profile → ⋮ → Copy member ID), not {user_id!r}"
+        )
+    app.catalog.get(flow_id or app.settings.flows.default)  # an unknown flow: say so first
+    channel = build_slack_channel(app)
+    await channel.connect()
+    return await invite(
+        app,
+        channel=CHANNEL,
+        user_id=user_id,
+        deliver=channel.deliver,
+        flow_id=flow_id,
+        context=context,
+    )

@@ -7,6 +7,7 @@ that platform's message (inline keyboard, Block Kit buttons, numbered console li
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -76,3 +77,30 @@ class OutgoingMessage:
     # Set on the first reply after an answer was accepted (or a question skipped): the id of
     # that question, so that an adapter can close its buttons and show the chosen value.
     answered: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewStep:
+    """One thing the support team did with a review item, as an alert shows it."""
+
+    action: str  # acknowledged / resolved / replied
+    actor: str  # the platform's user id of who did it (Slack U…)
+    at: datetime
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewCard:
+    """A flagged survey response as the support team sees it (a Slack alert renders this)."""
+
+    review_id: int
+    status: str  # open / acknowledged / resolved
+    customer: str  # name and platform id
+    channel: str  # the customer's channel: telegram, slack, console
+    flow_id: str
+    scores: tuple[str, ...] = ()  # "NPS 3", "CSAT 1 of 5"
+    # (question id, text, sentiment such as "negative 93%" or None while unlabelled)
+    texts: tuple[tuple[str, str, str | None], ...] = ()
+    reasons: tuple[str, ...] = ()
+    history: tuple[ReviewStep, ...] = ()
+    can_reply: bool = True  # False when the customer's channel cannot be written to

@@ -21,8 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.app import App
-from bot.channels import build_telegram_channel, telegram_token
+from bot.channels import ChannelRegistry, build_telegram_channel, slack_token, telegram_token
 from bot.errors import CxbotError
+from bot.sentiment_worker import SentimentWorker
 from storage.database import ping
 from web.server import Route, WebServer, build_web_app, telegram_webhook_route
 
@@ -61,10 +62,12 @@ class Plan:
     services: list[Service] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     channels: list[str] = field(default_factory=list)
+    tasks: list[BackgroundTask] = field(default_factory=list)  # e.g. Slack's alert poster
+    registry: ChannelRegistry = field(default_factory=ChannelRegistry)
 
 
 def plan_channels(app: App) -> Plan:
-    """Services and routes of every configured channel (Telegram when a token is set)."""
+    """Services, routes and tasks of every configured channel (each when its token is set)."""
     plan = Plan()
     if telegram_token(app.settings) is not None:
         tg = app.settings.telegram
@@ -90,13 +93,38 @@ def plan_channels(app: App) -> Plan:
 
         plan.services.append(Service(name="telegram", start=start, stop=channel.stop))
         plan.channels.append(f"telegram ({tg.mode})")
+        plan.registry.register("telegram", channel.sender.deliver)
+    if slack_token(app.settings) is not None:
+        _plan_slack(app, plan)
     return plan
 
 
+def _plan_slack(app: App, plan: Plan) -> None:
+    from bot.slack_serve import SLACK_EVENTS_PATH, plan_slack
+
+    slack = plan_slack(app, plan.registry)
+    plan.services.append(Service(name="slack", start=slack.start, stop=slack.channel.stop))
+    if slack.mode == "http":
+        plan.routes.append(Route(path=SLACK_EVENTS_PATH, endpoint=slack.channel.http_endpoint))
+    plan.channels.append(f"slack ({slack.mode})")
+    if slack.poster is not None:
+        plan.tasks.append(BackgroundTask(name="slack-alerts", run=slack.poster.run))
+
+
 def background_tasks(app: App) -> list[BackgroundTask]:
-    """The background work `cxbot serve` runs beside the channels (none yet)."""
-    del app
-    return []
+    """The background work `cxbot serve` runs beside the channels: the sentiment worker."""
+    if not app.settings.sentiment.enabled:
+        return []
+    worker = SentimentWorker(db=app.db, settings=app.settings)
+    app.engine.on_text_answer(worker.nudge)
+
+    async def label_text_answers() -> None:
+        # Load at start so that the first answers are labelled within seconds; a model that
+        # cannot load is logged and retried by run(), while conversations go on.
+        await worker.preload()
+        await worker.run()
+
+    return [BackgroundTask(name="sentiment", run=label_text_answers)]
 
 
 async def serve(
@@ -137,7 +165,7 @@ async def serve(
             log.info("starting %s", service.name)
             await service.start()
         await web.start()
-        for task in tasks:
+        for task in [*plan.tasks, *tasks]:
             running[asyncio.create_task(_run(task), name=task.name)] = task.name
         if on_ready is not None:
             on_ready(Serving(url=web.url, channels=tuple(plan.channels)))

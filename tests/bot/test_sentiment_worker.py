@@ -132,3 +132,18 @@ async def test_keyword_rules_flag_without_any_model(app: App) -> None:
     with transaction(app.db) as s:
         item = s.exec(select(ReviewItem)).one()
         assert item.reasons[0]["detail"] == "mentions 'cancel'"
+
+
+def test_serve_runs_the_worker_only_when_enabled(app: App) -> None:
+    from bot.config import load_settings
+    from bot.serve import background_tasks
+
+    assert [t.name for t in background_tasks(app)] == ["sentiment"]
+    off = load_settings(
+        None,
+        environ={
+            "CXBOT_GENERAL__DATA_DIR": str(app.settings.general.data_dir),
+            "CXBOT_SENTIMENT__ENABLED": "false",
+        },
+    )
+    assert background_tasks(App(off, app.db, app.catalog, app.engine)) == []

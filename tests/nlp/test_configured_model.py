@@ -125,3 +125,13 @@ def test_default_model_without_encoder_names_every_location(
     assert f"configured path {configured}: does not exist" in message
     assert "installed package no_such_encoder_package_xyz" in message
     assert "hub id sentence-transformers/all-MiniLM-L6-v2" in message
+
+
+def test_int8_quantisation_keeps_the_contract(tmp_path: Path) -> None:
+    folder = _tiny_model(tmp_path / "tinyq", {0: "negative", 1: "neutral", 2: "positive"})
+    plain = load_classifier(str(folder)).classify(["the service was good", "bad"])
+    clf = load_classifier(str(folder), quantize=True)
+    assert clf.model_version.endswith("-int8")
+    quantized = clf.classify(["the service was good", "bad"])
+    for a, b in zip(plain, quantized, strict=True):
+        assert a.scores == pytest.approx(b.scores, abs=0.05)

@@ -77,3 +77,22 @@ def test_shipped_artefact_is_small_and_described() -> None:
     meta = json.loads((SHIPPED_MODEL_DIR / "meta.json").read_text(encoding="utf-8"))
     for key in ("model_version", "corpus_sha256", "config", "dev", "base_encoder"):
         assert key in meta
+
+
+def test_shipped_model_was_trained_on_the_shipped_corpus() -> None:
+    from nlp.training import DATA_DIR, corpus_hash
+
+    meta = json.loads((SHIPPED_MODEL_DIR / "meta.json").read_text(encoding="utf-8"))
+    assert meta["corpus_sha256"] == corpus_hash(DATA_DIR / "train.jsonl", DATA_DIR / "dev.jsonl")
+
+
+def test_a_trained_adapter_folder_loads_as_a_configured_model(tmp_path: Path) -> None:
+    import shutil
+
+    from nlp.transformer import load_classifier
+
+    folder = tmp_path / "my-model"
+    shutil.copytree(SHIPPED_MODEL_DIR, folder)
+    clf = load_classifier(str(folder))
+    assert clf.model_id == str(folder)
+    assert clf.classify(["never again"])[0].label is Label.NEGATIVE

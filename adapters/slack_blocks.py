@@ -1,0 +1,223 @@
+"""Block Kit for cxbot's Slack messages: survey questions, answered questions, alerts, modals.
+
+Pure functions from neutral data (`bot.messages`) to Slack's JSON; no I/O. Block and action ids
+are what `adapters.slack` listens for, so they are defined here next to the blocks using them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+from bot.messages import ChoiceStyle, OutgoingMessage, ReviewCard, ReviewStep
+
+ANSWER_ACTION = "cxbot_answer"  # + "_<n>": one survey button
+ACK_ACTION = "cxbot_review_ack"
+RESOLVE_ACTION = "cxbot_review_resolve"
+REPLY_ACTION = "cxbot_review_reply"
+RESOLVE_VIEW = "cxbot_resolve"
+REPLY_VIEW = "cxbot_reply"
+NOTE_BLOCK, NOTE_INPUT = "note", "note"
+REPLY_BLOCK, REPLY_INPUT = "reply", "text"
+
+MAX_SECTION = 3000  # Slack's limit for a section's text
+MAX_BUTTON = 75  # ... a button's label
+MAX_FALLBACK = 4000  # the notification text; Slack allows more, nobody reads more
+SCALE_ROW = 7  # a scale longer than this goes on two rows (NPS 0–5, 6–10)
+CSAT_FACES = {1: "😠", 2: "🙁", 3: "😐", 4: "🙂", 5: "😍"}
+ACTION_WORDS = {"acknowledged": "Acknowledged", "resolved": "Resolved", "replied": "Replied"}
+Block = dict[str, Any]
+
+
+class SlackMessage(TypedDict):
+    """`chat.postMessage` / `chat.update` arguments besides channel (and ts)."""
+
+    text: str
+    blocks: list[Block]
+
+
+def _plain(text: str, limit: int = MAX_SECTION) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text[:limit] or " ", "emoji": True}
+
+
+def escape(text: str) -> str:
+    """Text safe inside mrkdwn: Slack's three control characters escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": _plain(text)}
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION]}}
+
+
+def _button_label(message: OutgoingMessage, label: str) -> str:
+    if message.question_type == "csat" and label.isdigit() and int(label) in CSAT_FACES:
+        return f"{label} {CSAT_FACES[int(label)]}"
+    return label
+
+
+def render_question(message: OutgoingMessage) -> SlackMessage:
+    """The message as a section plus button rows (pure).
+
+    Scales: up to 7 buttons on one row, longer ones on two (NPS 0–5 and 6–10). Options: one
+    actions block (Slack wraps long rows). A typed answer works as well as a button.
+    """
+    blocks: list[Block] = [_section(message.text)]
+    buttons = [
+        {
+            "type": "button",
+            "action_id": f"{ANSWER_ACTION}_{i}",
+            "text": _plain(_button_label(message, c.label), MAX_BUTTON),
+            "value": c.payload,
+        }
+        for i, c in enumerate(message.choices[:50])
+    ]
+    if buttons:
+        if message.choice_style == ChoiceStyle.SCALE and len(buttons) > SCALE_ROW:
+            size = math.ceil(len(buttons) / 2)
+            rows = [buttons[:size], buttons[size:]]
+        else:
+            rows = [buttons[i : i + 25] for i in range(0, len(buttons), 25)]
+        for n, row in enumerate(rows):
+            blocks.append({"type": "actions", "block_id": f"cxbot_q_{n}", "elements": row})
+    return {"text": message.text[:MAX_FALLBACK], "blocks": blocks}
+
+
+def render_answered(text: str, label: str | None) -> SlackMessage:
+    """A question message after it was answered: the question and the choice, no buttons."""
+    blocks: list[Block] = [_section(text)]
+    if label is not None:
+        blocks.append({"type": "context", "elements": [_plain(f"✓ {label}", 150)]})
+        return {"text": f"{text}\n✓ {label}"[:MAX_FALLBACK], "blocks": blocks}
+    return {"text": text[:MAX_FALLBACK], "blocks": blocks}
+
+
+def _when(step: ReviewStep) -> str:
+    return step.at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def history_line(step: ReviewStep) -> str:
+    """One line of an alert's history, e.g. `Resolved by <@U1> at 2026-11-22 12:01 UTC: note`."""
+    word = ACTION_WORDS.get(step.action, step.action.capitalize())
+    line = f"{word} by <@{step.actor}> at {_when(step)}"
+    if step.note:
+        line += f": {escape(step.note)}"
+    return line
+
+
+def render_alert(card: ReviewCard) -> SlackMessage:
+    """A flagged reply for the support channel, with the buttons its status still allows."""
+    title = f"Flagged reply #{card.review_id} · {card.status}"
+    blocks: list[Block] = [
+        {"type": "header", "text": _plain(title, 150)},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Customer*\n{escape(card.customer)}"},
+                {"type": "mrkdwn", "text": f"*Channel*\n{escape(card.channel)}"},
+                {"type": "mrkdwn", "text": f"*Survey*\n{escape(card.flow_id)}"},
+                {"type": "mrkdwn", "text": f"*Scores*\n{escape(', '.join(card.scores) or '—')}"},
+            ],
+        },
+    ]
+    for question_id, text, sentiment in card.texts:
+        label = sentiment or "sentiment pending"
+        quoted = "\n".join(f"> {escape(line)}" for line in text.splitlines() or [""])
+        blocks.append(_mrkdwn(f"*{escape(question_id)}* ({escape(label)})\n{quoted}"))
+    if card.reasons:
+        reasons = "\n".join(f"• {escape(r)}" for r in card.reasons)
+        blocks.append(_mrkdwn(f"*Why flagged*\n{reasons}"))
+    if card.history:
+        lines = "\n".join(history_line(step) for step in card.history)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": lines[:3000]}]})
+    buttons: list[Block] = []
+    value = str(card.review_id)
+    if card.status == "open":
+        buttons.append(_action_button(ACK_ACTION, "Acknowledge", value))
+    if card.status != "resolved":
+        buttons.append(_action_button(RESOLVE_ACTION, "Resolve", value, style="primary"))
+    if card.can_reply:
+        buttons.append(_action_button(REPLY_ACTION, "Reply to customer", value))
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "cxbot_review", "elements": buttons})
+    summary = f"{title}: {card.customer} ({card.channel}) — {'; '.join(card.reasons)}"
+    return {"text": summary[:MAX_FALLBACK], "blocks": blocks}
+
+
+def _action_button(action_id: str, label: str, value: str, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "action_id": action_id,
+        "text": _plain(label),
+        "value": value,
+    }
+    if style is not None:
+        button["style"] = style
+    return button
+
+
+def _modal(
+    callback_id: str,
+    title: str,
+    submit: str,
+    metadata: dict[str, Any],
+    blocks: Sequence[Block],
+) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "private_metadata": json.dumps(metadata),
+        "title": _plain(title, 24),
+        "submit": _plain(submit, 24),
+        "close": _plain("Cancel", 24),
+        "blocks": list(blocks),
+    }
+
+
+def _input(block_id: str, action_id: str, label: str, hint: str) -> Block:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": _plain(label, 2000),
+        "hint": _plain(hint, 2000),
+        "element": {
+            "type": "plain_text_input",
+            "action_id": action_id,
+            "multiline": True,
+            "max_length": 3000,
+        },
+    }
+
+
+def resolve_modal(review_id: int, channel: str, ts: str) -> dict[str, Any]:
+    """The modal asking for a resolution note."""
+    return _modal(
+        RESOLVE_VIEW,
+        f"Resolve #{review_id}",
+        "Resolve",
+        {"review_id": review_id, "channel": channel, "ts": ts},
+        [_input(NOTE_BLOCK, NOTE_INPUT, "Resolution note", "What was done; kept with the item.")],
+    )
+
+
+def reply_modal(review_id: int, channel: str, ts: str, customer: str) -> dict[str, Any]:
+    """The modal whose text is sent to the customer on their own channel."""
+    return _modal(
+        REPLY_VIEW,
+        f"Reply #{review_id}",
+        "Send",
+        {"review_id": review_id, "channel": channel, "ts": ts},
+        [
+            _input(
+                REPLY_BLOCK,
+                REPLY_INPUT,
+                f"Message to {customer}"[:2000],
+                "Sent to the customer where they answered the survey, and recorded.",
+            )
+        ],
+    )

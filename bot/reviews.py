@@ -1,0 +1,427 @@
+"""The support loop: flagged replies as alerts, and what the support team does with them.
+
+Workflow (keyword-only functions over storage queries; each is one transaction):
+
+- `acknowledge` — an open item becomes acknowledged;
+- `resolve` — the item is resolved, with the support agent's note;
+- `reply` — a message is delivered to the customer on *their* channel (Telegram, Slack…)
+  through the channel registry, and recorded; an open item becomes acknowledged.
+
+Every action is stored as a review event (who, what, when, note), so the item's history is data.
+
+Alerts are posted off the hot path by `AlertPoster`, a background task of `cxbot serve`: it
+claims review items whose alert is missing or out of date (new reasons, a status change) and
+posts or updates them, then records what the message shows. Several processes may run it over
+one database (claims are compare-and-set). A refused post (`not_in_channel`,
+`channel_not_found`…) gives one log line, a stored delivery failure and a retry later with
+backoff; a rate limit is waited out. Neither stops serve, and the review item is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Engine as DbEngine
+from sqlmodel import Session
+
+from bot.errors import CxbotError, DeliveryError, RateLimitedError
+from bot.messages import OutgoingMessage, ReviewCard, ReviewStep
+from storage import review_queue as rq
+from storage.database import transaction
+from storage.tables import ReviewItem, ReviewStatus
+
+log = logging.getLogger(__name__)
+
+STALE_CLAIM = timedelta(minutes=5)  # a claim older than this belongs to a process that died
+FIRST_RETRY = 30.0  # seconds before the first retry of a refused alert; doubles
+MAX_RETRY = 3600.0
+BATCH = 20
+
+
+class ReviewNotFoundError(CxbotError):
+    """No review item has this id."""
+
+
+class ShowAlert(Protocol):
+    """Post (message_ts None) or update an alert; returns its message ts (SlackChannel)."""
+
+    def __call__(
+        self, *, target: str, card: ReviewCard, message_ts: str | None
+    ) -> Awaitable[str]: ...
+
+
+Deliver = Callable[[str, Sequence[OutgoingMessage]], Awaitable[object]]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# -- the workflow ---------------------------------------------------------------------------------
+
+
+def _item(session: Session, review_id: int) -> ReviewItem:
+    item = rq.get_review_item(session, review_item_id=review_id)
+    if item is None:
+        raise ReviewNotFoundError(f"review item #{review_id} does not exist")
+    return item
+
+
+def acknowledge(db: DbEngine, *, review_id: int, actor: str) -> bool:
+    """Mark an open item acknowledged; False (nothing stored) when it was not open."""
+    with transaction(db) as session:
+        item = _item(session, review_id)
+        if item.status != ReviewStatus.OPEN:
+            return False
+        rq.add_review_event(
+            session, item=item, action="acknowledged", actor=actor, status=ReviewStatus.ACKNOWLEDGED
+        )
+        return True
+
+
+def resolve(db: DbEngine, *, review_id: int, actor: str, note: str) -> bool:
+    """Resolve the item with a note; False (nothing stored) when it was resolved already."""
+    with transaction(db) as session:
+        item = _item(session, review_id)
+        if item.status == ReviewStatus.RESOLVED:
+            return False
+        rq.add_review_event(
+            session,
+            item=item,
+            action="resolved",
+            actor=actor,
+            note=note,
+            status=ReviewStatus.RESOLVED,
+        )
+        return True
+
+
+def _recipient(db: DbEngine, review_id: int) -> tuple[str, str]:
+    with transaction(db) as session:
+        details = rq.review_details(session, review_item_id=review_id)
+        if details is None:
+            raise ReviewNotFoundError(f"review item #{review_id} does not exist")
+        return details.customer.channel, details.customer.external_id
+
+
+async def reply(db: DbEngine, *, review_id: int, actor: str, text: str, deliver: Deliver) -> None:
+    """Send `text` to the item's customer on their channel, then record it.
+
+    `deliver(channel, messages)` is the channel registry's. A failed delivery is stored as a
+    delivery failure and raised (DeliveryError); nothing is recorded as replied then.
+    """
+    channel, user_id = await asyncio.to_thread(_recipient, db, review_id)
+    message = OutgoingMessage(channel=channel, user_id=user_id, text=text)
+    try:
+        await deliver(channel, [message])
+    except DeliveryError as exc:
+        await asyncio.to_thread(
+            _store_failure, db, channel, user_id, "review_reply", str(exc), review_id
+        )
+        raise
+    await asyncio.to_thread(_record_reply, db, review_id, actor, text)
+
+
+def _record_reply(db: DbEngine, review_id: int, actor: str, text: str) -> None:
+    with transaction(db) as session:
+        item = _item(session, review_id)
+        status = ReviewStatus.ACKNOWLEDGED if item.status == ReviewStatus.OPEN else None
+        rq.add_review_event(
+            session, item=item, action="replied", actor=actor, note=text, status=status
+        )
+
+
+def _store_failure(
+    db: DbEngine, channel: str, target: str, purpose: str, error: str, review_id: int | None
+) -> None:
+    with transaction(db) as session:
+        rq.add_delivery_failure(
+            session,
+            channel=channel,
+            target=target,
+            purpose=purpose,
+            error=error,
+            review_item_id=review_id,
+        )
+
+
+# -- what an alert shows --------------------------------------------------------------------------
+
+
+def _actor_id(actor: str) -> str:
+    return actor.split(":", 1)[1] if ":" in actor else actor
+
+
+@dataclass(frozen=True, slots=True)
+class CardVersion:
+    """What an alert shows of an item: its updated_at and how many sentiment labels."""
+
+    updated_at: datetime
+    labels: int
+
+
+def review_card(
+    db: DbEngine, *, review_id: int, can_reply: Callable[[str], bool] = lambda _c: True
+) -> tuple[ReviewCard, CardVersion] | None:
+    """The item as an alert shows it, and the version of the item that it shows."""
+    with transaction(db) as session:
+        details = rq.review_details(session, review_item_id=review_id)
+        if details is None:
+            return None
+        item, customer = details.item, details.customer
+        name = " ".join(p for p in (customer.first_name, customer.last_name) if p)
+        who = f"{name} ({customer.external_id})" if name else customer.external_id
+        scores: list[str] = []
+        texts: list[tuple[str, str, str | None]] = []
+        for answer in details.answers:
+            if answer.skipped:
+                continue
+            if answer.question_type in ("nps", "ces", "csat") and answer.value_int is not None:
+                scale = f" of {answer.scale_max}" if answer.scale_max is not None else ""
+                scores.append(f"{answer.question_type.upper()} {answer.value_int}{scale}")
+            elif answer.question_type == "text" and answer.value_text:
+                score = details.sentiment.get(answer.id or -1)
+                label = f"{score.label} {score.confidence:.0%}" if score is not None else None
+                texts.append((answer.question_id, answer.value_text, label))
+        card = ReviewCard(
+            review_id=review_id,
+            status=item.status,
+            customer=who,
+            channel=customer.channel,
+            flow_id=details.conversation.flow_id,
+            scores=tuple(scores),
+            texts=tuple(texts),
+            reasons=tuple(str(r.get("detail") or r.get("code")) for r in item.reasons),
+            history=tuple(
+                ReviewStep(
+                    action=e.action,
+                    actor=_actor_id(e.actor),
+                    at=_aware(e.created_at),
+                    note=e.note,
+                )
+                for e in details.events
+            ),
+            can_reply=can_reply(customer.channel),
+        )
+        return card, CardVersion(item.updated_at, len(details.sentiment))
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What one pass of the alert poster did."""
+
+    shown: int
+    failed: int
+
+
+class AlertPoster:
+    """Keeps one alert per review item in the support channel up to date (see module doc)."""
+
+    def __init__(
+        self,
+        *,
+        db: DbEngine,
+        target: str,
+        show: ShowAlert,
+        can_reply: Callable[[str], bool] = lambda _c: True,
+        poll_seconds: float = 5.0,
+        channel: str = "slack",
+    ) -> None:
+        self._db = db
+        self.target = target
+        self._show = show
+        self._can_reply = can_reply
+        self._poll = poll_seconds
+        self._channel = channel
+        self._wake = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Something changed: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Post and update alerts until cancelled."""
+        while True:
+            await self.sync_pending()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+            self._wake.clear()
+
+    async def sync_pending(self) -> SyncResult:
+        """Post or update every alert that is missing or out of date (claimed in batches)."""
+        shown = failed = 0
+        while True:
+            now = datetime.now(UTC)
+            claimed = await asyncio.to_thread(self._claim, now)
+            for review_id in claimed:
+                if await self._sync_claimed(review_id):
+                    shown += 1
+                else:
+                    failed += 1
+            if len(claimed) < BATCH:
+                return SyncResult(shown, failed)
+
+    async def sync(self, review_id: int) -> bool:
+        """Bring one item's alert up to date now (after a support action); False if not."""
+        now = datetime.now(UTC)
+        claimed = await asyncio.to_thread(self._claim_one, review_id, now)
+        if not claimed:
+            self.nudge()  # someone else holds it; the next pass catches up
+            return False
+        return await self._sync_claimed(review_id)
+
+    def _claim(self, now: datetime) -> list[int]:
+        with transaction(self._db) as session:
+            return rq.claim_alerts(
+                session, target=self.target, now=now, stale_before=now - STALE_CLAIM, limit=BATCH
+            )
+
+    def _claim_one(self, review_id: int, now: datetime) -> bool:
+        with transaction(self._db) as session:
+            return rq.claim_alert(
+                session,
+                review_item_id=review_id,
+                target=self.target,
+                now=now,
+                stale_before=now - STALE_CLAIM,
+            )
+
+    def _alert(self, review_id: int) -> tuple[str, str | None]:
+        with transaction(self._db) as session:
+            alert = rq.alert_of(session, review_item_id=review_id)
+            assert alert is not None  # claimed
+            return alert.target, alert.message_ts
+
+    async def _sync_claimed(self, review_id: int) -> bool:
+        found = await asyncio.to_thread(
+            review_card, self._db, review_id=review_id, can_reply=self._can_reply
+        )
+        if found is None:
+            return False
+        card, version = found
+        target, ts = await asyncio.to_thread(self._alert, review_id)
+        try:
+            ts = await self._show(target=target, card=card, message_ts=ts)
+        except RateLimitedError as exc:
+            log.warning("alert for review #%d: %s; trying again later", review_id, exc)
+            await asyncio.to_thread(self._failed, review_id, str(exc), exc.retry_after, False)
+            return False
+        except DeliveryError as exc:
+            delay = await asyncio.to_thread(self._failed, review_id, str(exc), None, True)
+            log.error(
+                "alert for review #%d could not be posted to %s: %s (is the bot a member of "
+                "that channel? /invite it there); retrying in %.0f s",
+                review_id,
+                target,
+                exc,
+                delay,
+            )
+            return False
+        await asyncio.to_thread(self._shown, review_id, ts, version)
+        return True
+
+    def _shown(self, review_id: int, ts: str, version: CardVersion) -> None:
+        with transaction(self._db) as session:
+            rq.record_alert_shown(
+                session,
+                review_item_id=review_id,
+                message_ts=ts,
+                shown_version=version.updated_at,
+                shown_labels=version.labels,
+            )
+
+    def _failed(self, review_id: int, error: str, wait: float | None, store: bool) -> float:
+        with transaction(self._db) as session:
+            alert = rq.alert_of(session, review_item_id=review_id)
+            assert alert is not None
+            delay = wait if wait is not None else min(FIRST_RETRY * 2**alert.failures, MAX_RETRY)
+            count = rq.record_alert_failed(
+                session,
+                review_item_id=review_id,
+                error=error,
+                retry_at=datetime.now(UTC) + timedelta(seconds=delay),
+            )
+            if store and count == 1:  # one stored failure per run of failures, not per retry
+                rq.add_delivery_failure(
+                    session,
+                    channel=self._channel,
+                    target=alert.target,
+                    purpose="review_alert",
+                    error=error,
+                    review_item_id=review_id,
+                )
+            return delay
+
+
+class ReviewDesk:
+    """The `SupportDesk` that alert buttons talk to: the workflow plus in-place alert updates."""
+
+    def __init__(
+        self,
+        *,
+        db: DbEngine,
+        support_users: Sequence[str],
+        deliver: Deliver,
+        poster: AlertPoster | None,
+        actor_prefix: str = "slack",
+        can_reply: Callable[[str], bool] = lambda _c: True,
+    ) -> None:
+        self._db = db
+        self._users = frozenset(support_users)
+        self._deliver = deliver
+        self._poster = poster
+        self._prefix = actor_prefix
+        self._can_reply = can_reply
+
+    @property
+    def support_users(self) -> frozenset[str]:
+        """Platform user ids allowed to act on alerts."""
+        return self._users
+
+    def _actor(self, user: str) -> str:
+        return f"{self._prefix}:{user}"
+
+    async def _refresh(self, review_id: int) -> None:
+        if self._poster is not None:
+            await self._poster.sync(review_id)
+
+    async def card(self, *, review_id: int) -> ReviewCard | None:
+        """The item as an alert shows it."""
+        found = await asyncio.to_thread(
+            review_card, self._db, review_id=review_id, can_reply=self._can_reply
+        )
+        return found[0] if found is not None else None
+
+    async def acknowledge(self, *, review_id: int, actor: str) -> None:
+        """Acknowledge and update the alert in place."""
+        await asyncio.to_thread(
+            acknowledge, self._db, review_id=review_id, actor=self._actor(actor)
+        )
+        await self._refresh(review_id)
+
+    async def resolve(self, *, review_id: int, actor: str, note: str) -> None:
+        """Resolve with a note and update the alert in place."""
+        await asyncio.to_thread(
+            resolve, self._db, review_id=review_id, actor=self._actor(actor), note=note
+        )
+        await self._refresh(review_id)
+
+    async def reply(self, *, review_id: int, actor: str, text: str) -> None:
+        """Deliver a reply to the customer, record it, and update the alert in place."""
+        await reply(
+            self._db,
+            review_id=review_id,
+            actor=self._actor(actor),
+            text=text,
+            deliver=self._deliver,
+        )
+        await self._refresh(review_id)

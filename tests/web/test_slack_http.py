@@ -1,0 +1,194 @@
+"""Slack in HTTP mode: `serve` on a real port, requests signed as Slack signs them.
+
+The real Bolt AsyncApp and AsyncWebClient talk to the loopback fake Web API; assertions are on
+the request bodies the fake recorded and on stored rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.slack_api import FakeSlackAPI, button_press, dm_event
+from tests.fakes.slack_setup import (
+    ALERTS,
+    Served,
+    answers,
+    buttons,
+    delivery_failures,
+    review_items,
+    serving,
+    slack_settings,
+    wait_until,
+)
+
+ANN = "U0ANN0001"
+DM = "D0ANN0001"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlackAPI]:
+    with FakeSlackAPI() as api:
+        api.profiles[ANN] = {
+            "id": ANN,
+            "real_name": "Ann Lee",
+            "locale": "en-US",
+            "profile": {"first_name": "Ann", "last_name": "Lee"},
+        }
+        yield api
+
+
+@pytest.fixture
+async def served(fake: FakeSlackAPI, tmp_path: Path) -> AsyncIterator[Served]:
+    async with serving(slack_settings(fake, tmp_path)) as s:
+        yield s
+
+
+async def test_start_checks_the_token_and_reports_the_channel(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    assert len(fake.requests("auth.test")) >= 1
+    health = await served.http.get(f"{served.url}/healthz")
+    assert health.json()["channels"] == ["slack (http)"]
+
+
+async def test_a_full_survey_in_a_direct_message(fake: FakeSlackAPI, served: Served) -> None:
+    response = await served.event(dm_event(ANN, "start"))
+    assert response.status_code == 200
+    # Handled before the answer: the intro and the NPS question are already posted.
+    intro, nps = fake.posted(DM)
+    assert intro["text"].startswith("Hi Ann!")
+    assert [len(row) for row in buttons(nps)] == [6, 5]  # NPS on two rows
+    assert buttons(nps)[0][0] == ("0", "a:nps:0")
+
+    assert (await served.interact(button_press(ANN, DM, nps, "a:nps:10"))).status_code == 200
+    # The pressed question now shows the choice and has no buttons left.
+    answered = fake.posted(DM)[1]
+    assert buttons(answered) == []
+    assert answered["text"].endswith("✓ 10")
+    assert fake.last(DM)["text"] == "Great to hear! What did you like most?"
+
+    await served.event(dm_event(ANN, "Quick & kind"))
+    ces = fake.last(DM)
+    assert [label for label, _ in buttons(ces)[0]] == ["1", "2", "3", "4", "5", "6", "7"]
+    await served.event(dm_event(ANN, "6"))  # typed, not pressed: the buttons still close
+    assert buttons(fake.posted(DM)[-2]) == []
+    csat = fake.last(DM)
+    assert buttons(csat)[0][4] == ("5 😍", "a:csat:5")
+    await served.interact(button_press(ANN, DM, csat, "a:csat:5"))
+    await served.event(dm_event(ANN, "no, that's all"))
+    assert fake.last(DM)["text"] == "Thank you for your feedback, Ann!"
+
+    assert answers(served.app, ANN) == [
+        ("nps", 10, None),
+        ("liked_most", None, "Quick & kind"),
+        ("ces", 6, None),
+        ("csat", 5, None),
+        ("anything_else", None, "no, that's all"),
+    ]
+    assert review_items(served.app) == []
+    (users_info,) = fake.requests("users.info")  # the profile is asked for once
+    assert users_info.body["user"] == ANN
+
+
+async def test_a_second_press_on_an_answered_question_is_refused(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    await served.event(dm_event(ANN, "start"))
+    nps = fake.last(DM)
+    await served.interact(button_press(ANN, DM, nps, "a:nps:9"))
+    await served.interact(button_press(ANN, DM, nps, "a:nps:2"))  # a stale client
+    (notice,) = fake.requests("chat.postEphemeral")
+    assert notice.body == {"channel": DM, "user": ANN, "text": "Already answered: 9"}
+    assert answers(served.app, ANN) == [("nps", 9, None)]
+
+
+async def test_retries_are_acknowledged_and_handled_once(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    await served.event(dm_event(ANN, "start"))
+    answer = dm_event(ANN, "7", event_id="Ev0RETRY01")
+    first = await served.event(answer)
+    retry = await served.event(
+        answer, headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    )
+    assert (first.status_code, retry.status_code) == (200, 200)
+    assert fake.texts(DM)[2:] == ["What would have made it a 10?"]
+    assert answers(served.app, ANN) == [("nps", 7, None)]
+
+
+async def test_forged_signatures_and_stale_timestamps_are_rejected(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    start = dm_event(ANN, "start")
+    forged = await served.event(start, secret="not-the-signing-secret")
+    stale = await served.event(start, timestamp=int(time.time()) - 6 * 60)
+    assert (forged.status_code, stale.status_code) == (401, 401)
+    unsigned = await served.http.post(f"{served.url}/slack/events", json=start)
+    assert unsigned.status_code == 401
+    assert fake.requests("chat.postMessage") == []
+    # The same event, signed now, is handled: the refusals recorded nothing.
+    assert (await served.event(start)).status_code == 200
+    assert len(fake.posted(DM)) == 2
+
+
+async def test_a_detractor_is_alerted_in_the_support_channel(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    await served.event(dm_event(ANN, "start"))
+    await served.interact(button_press(ANN, DM, fake.last(DM), "a:nps:3"))
+    await served.event(dm_event(ANN, "Nobody answered, I want a refund"))
+    await wait_until(lambda: "refund" in str(fake.posted(ALERTS)), what="the alert")
+    assert len(fake.requests("chat.postMessage", channel=ALERTS)) == 1  # then updated in place
+    alert = fake.last(ALERTS)
+    text = str(alert["blocks"])
+    assert "Flagged reply #1 · open" in text
+    assert "Ann Lee (U0ANN0001)" in text and "*Channel*\\nslack" in text
+    assert "NPS 3 of 10" in text
+    assert "Nobody answered, I want a refund" in text
+    assert "NPS 3 (detractor)" in text and "mentions 'refund'" in text
+    assert [label for label, _ in buttons(alert)[0]] == [
+        "Acknowledge",
+        "Resolve",
+        "Reply to customer",
+    ]
+    assert [i.status for i in review_items(served.app)] == ["open"]
+    assert delivery_failures(served.app) == []
+
+
+async def test_the_url_verification_challenge_is_answered(served: Served) -> None:
+    body = {
+        "token": "legacy",
+        "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+        "type": "url_verification",
+    }
+    response = await served.event(body)
+    assert response.status_code == 200
+    assert response.json() == {"challenge": body["challenge"]}
+
+
+async def test_an_event_whose_handling_failed_is_handled_when_slack_retries(
+    fake: FakeSlackAPI, served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import engine
+
+    real = engine.conv_q.start_conversation
+    calls = 0
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database connection lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.conv_q, "start_conversation", flaky)
+    start = dm_event(ANN, "start", event_id="Ev0FLAKY01")
+    assert (await served.event(start)).status_code == 500
+    retry = await served.event(start, headers={"X-Slack-Retry-Num": "1"})
+    assert retry.status_code == 200
+    assert len(fake.posted(DM)) == 2

@@ -1,0 +1,192 @@
+"""The support loop in Slack: alerts for flagged replies, and acknowledge / resolve / reply.
+
+`serve` runs with Slack in HTTP mode (and Telegram polling where a customer is on Telegram);
+button presses and modal submissions are signed as Slack signs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.messages import IncomingMessage, MessageKind
+from tests.fakes.slack_api import (
+    FakeSlackAPI,
+    block_action,
+    button_press,
+    dm_event,
+    view_submission,
+)
+from tests.fakes.slack_setup import (
+    AGENT,
+    ALERTS,
+    STRANGER,
+    Served,
+    buttons,
+    delivery_failures,
+    review_events,
+    review_items,
+    serving,
+    slack_settings,
+    wait_until,
+)
+from tests.fakes.telegram_api import FakeTelegramAPI
+
+ANN = "U0ANN0001"
+DM = "D0ANN0001"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlackAPI]:
+    with FakeSlackAPI() as api:
+        yield api
+
+
+@pytest.fixture
+async def served(fake: FakeSlackAPI, tmp_path: Path) -> AsyncIterator[Served]:
+    async with serving(slack_settings(fake, tmp_path)) as s:
+        yield s
+
+
+async def flagged(fake: FakeSlackAPI, served: Served) -> dict[str, Any]:
+    """Ann answers NPS 2 in Slack; the alert that follows."""
+    await served.event(dm_event(ANN, "start"))
+    await served.interact(button_press(ANN, DM, fake.last(DM), "a:nps:2"))
+    await wait_until(lambda: fake.posted(ALERTS) != [], what="the alert")
+    return fake.last(ALERTS)
+
+
+def blocks_text(message: dict[str, Any]) -> str:
+    return str(message["blocks"])
+
+
+async def test_acknowledge_updates_the_alert_in_place(fake: FakeSlackAPI, served: Served) -> None:
+    alert = await flagged(fake, served)
+    response = await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_ack"))
+    assert response.status_code == 200
+    assert review_events(served.app) == [("acknowledged", f"slack:{AGENT}", None)]
+    assert [i.status for i in review_items(served.app)] == ["acknowledged"]
+    (update,) = fake.requests("chat.update", channel=ALERTS)
+    assert update.body["ts"] == alert["ts"]
+    now = fake.last(ALERTS)
+    assert "Flagged reply #1 · acknowledged" in blocks_text(now)
+    assert f"Acknowledged by <@{AGENT}> at " in blocks_text(now)
+    assert [label for label, _ in buttons(now)[0]] == ["Resolve", "Reply to customer"]
+    assert len(fake.posted(ALERTS)) == 1
+
+
+async def test_resolve_asks_for_a_note_and_records_it(fake: FakeSlackAPI, served: Served) -> None:
+    alert = await flagged(fake, served)
+    await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_resolve"))
+    (opened,) = fake.requests("views.open")
+    view = opened.body["view"]
+    assert view["callback_id"] == "cxbot_resolve"
+    assert view["blocks"][0]["label"]["text"] == "Resolution note"
+
+    empty = await served.interact(view_submission(AGENT, view, {"note": {"note": "  "}}))
+    assert empty.json() == {
+        "response_action": "errors",
+        "errors": {"note": "Please write something first."},
+    }
+    done = await served.interact(
+        view_submission(AGENT, view, {"note": {"note": "Called Ann, refunded the fee"}})
+    )
+    assert done.status_code == 200 and done.text == ""  # the modal closes
+    assert review_events(served.app) == [
+        ("resolved", f"slack:{AGENT}", "Called Ann, refunded the fee")
+    ]
+    assert [i.status for i in review_items(served.app)] == ["resolved"]
+    now = fake.last(ALERTS)
+    assert "Flagged reply #1 · resolved" in blocks_text(now)
+    assert f"Resolved by <@{AGENT}> at " in blocks_text(now)
+    assert "Called Ann, refunded the fee" in blocks_text(now)
+    assert [label for label, _ in buttons(now)[0]] == ["Reply to customer"]
+
+
+async def test_reply_reaches_a_slack_customer_and_is_recorded(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    alert = await flagged(fake, served)
+    await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_reply"))
+    view = fake.requests("views.open")[0].body["view"]
+    assert view["callback_id"] == "cxbot_reply"
+    text = "Hi Ann, sorry about the wait. I've escalated your ticket."
+    response = await served.interact(view_submission(AGENT, view, {"reply": {"text": text}}))
+    assert response.status_code == 200
+    (sent,) = fake.requests("chat.postMessage", channel=DM, text=text)
+    assert sent.body["blocks"] == [
+        {"type": "section", "text": {"type": "plain_text", "text": text, "emoji": True}}
+    ]
+    assert review_events(served.app) == [("replied", f"slack:{AGENT}", text)]
+    assert [i.status for i in review_items(served.app)] == ["acknowledged"]
+    assert f"Replied by <@{AGENT}> at " in blocks_text(fake.last(ALERTS))
+
+
+async def test_a_reply_that_cannot_be_delivered_says_so_in_the_modal(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    alert = await flagged(fake, served)
+    await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_reply"))
+    view = fake.requests("views.open")[0].body["view"]
+    fake.fail("chat.postMessage", "account_inactive", channel=DM)
+    response = await served.interact(view_submission(AGENT, view, {"reply": {"text": "Hello"}}))
+    assert response.json()["response_action"] == "errors"
+    assert "account_inactive" in response.json()["errors"]["reply"]
+    assert review_events(served.app) == []
+    assert delivery_failures(served.app) == [
+        ("review_reply", ANN, f"chat.postMessage to {DM}: account_inactive")
+    ]
+
+
+async def test_clicks_from_outside_the_support_team_are_refused(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    alert = await flagged(fake, served)
+    for action in ("cxbot_review_ack", "cxbot_review_resolve", "cxbot_review_reply"):
+        response = await served.interact(block_action(STRANGER, ALERTS, alert, action))
+        assert response.status_code == 200
+    notices = fake.requests("chat.postEphemeral", channel=ALERTS, user=STRANGER)
+    assert len(notices) == 3
+    assert notices[0].body["text"] == (
+        f"Sorry, only the support team (<@{AGENT}>) can work on these alerts."
+    )
+    assert fake.requests("views.open") == []
+    # A forged submission of a modal is refused as well.
+    view = {"type": "modal", "callback_id": "cxbot_resolve", "private_metadata": '{"review_id": 1}'}
+    refused = await served.interact(view_submission(STRANGER, view, {"note": {"note": "x"}}))
+    assert refused.json()["response_action"] == "errors"
+    assert review_events(served.app) == []
+    assert [i.status for i in review_items(served.app)] == ["open"]
+
+
+async def test_reply_reaches_a_telegram_customer(fake: FakeSlackAPI, tmp_path: Path) -> None:
+    with FakeTelegramAPI() as telegram:
+        telegram.known_chats.add(42)
+        settings = slack_settings(
+            fake,
+            tmp_path,
+            telegram__token=telegram.token,
+            telegram__base_url=telegram.base_url,
+        )
+        async with serving(settings) as served:
+            engine = served.app.engine
+            await engine.handle(
+                IncomingMessage(
+                    channel="telegram", user_id="42", kind=MessageKind.START, first_name="Bo"
+                )
+            )
+            await engine.handle(IncomingMessage(channel="telegram", user_id="42", text="1"))
+            await wait_until(lambda: fake.posted(ALERTS) != [], what="the alert")
+            alert = fake.last(ALERTS)
+            assert "Bo (42)" in blocks_text(alert) and "telegram" in blocks_text(alert)
+            await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_reply"))
+            view = fake.requests("views.open")[0].body["view"]
+            assert view["blocks"][0]["label"]["text"] == "Message to Bo (42)"
+            text = "Bo, we are on it: expect a call today."
+            await served.interact(view_submission(AGENT, view, {"reply": {"text": text}}))
+            sent = telegram.requests("sendMessage", chat_id=42)
+            assert sent[-1].body["text"] == text
+            assert review_events(served.app) == [("replied", f"slack:{AGENT}", text)]
