@@ -69,12 +69,15 @@ def main() -> None:
 
     texts = _texts(Path(args.texts), args.n)
     started = time.perf_counter()
-    clf = load_classifier(args.model, num_threads=args.threads, batch_size=args.batch_size,
-                          quantize=args.quantize)
+    clf = load_classifier(
+        args.model, num_threads=args.threads, batch_size=args.batch_size, quantize=args.quantize
+    )
     load_s = time.perf_counter() - started
     print(f"model: {clf.model_id} version {clf.model_version} (loaded in {load_s:.1f}s)")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(texts)} texts, "
-          f"mean {statistics.mean(len(t) for t in texts):.0f} chars")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(texts)} texts, "
+        f"mean {statistics.mean(len(t) for t in texts):.0f} chars"
+    )
 
     clf.classify(texts[:64])  # warm-up: first calls allocate and pick kernels
     runs = []
@@ -108,8 +111,15 @@ def main() -> None:
         if source is None:
             _export_for_pipeline(clf, Path(tmp))
             source = tmp
-        pipe = pipeline("text-classification", model=source, tokenizer=source, device="cpu",
-                        top_k=None, truncation=True, max_length=256)
+        pipe = pipeline(
+            "text-classification",
+            model=source,
+            tokenizer=source,
+            device="cpu",
+            top_k=None,
+            truncation=True,
+            max_length=256,
+        )
         pipe(texts[:8])
         t0 = time.perf_counter()
         for t in texts:

@@ -41,10 +41,10 @@ def read_eval_file(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
             raise EvalFileError(f"{p}:{lineno}: expected a JSON object")
         text, label = record.get("text"), record.get("label")
         if not isinstance(text, str):
-            raise EvalFileError(f"{p}:{lineno}: missing or non-string \"text\"")
+            raise EvalFileError(f'{p}:{lineno}: missing or non-string "text"')
         if label not in LABELS:
             raise EvalFileError(
-                f"{p}:{lineno}: \"label\" must be one of {', '.join(LABELS)}, got {label!r}"
+                f'{p}:{lineno}: "label" must be one of {", ".join(LABELS)}, got {label!r}'
             )
         rows.append((text, label))
     if not rows:
@@ -85,8 +85,12 @@ class EvalReport:
             "texts_per_second": round(self.texts_per_second, 1),
             "seconds": round(self.seconds, 3),
             "per_class": {
-                name: {"precision": round(m.precision, 4), "recall": round(m.recall, 4),
-                       "f1": round(m.f1, 4), "support": m.support}
+                name: {
+                    "precision": round(m.precision, 4),
+                    "recall": round(m.recall, 4),
+                    "f1": round(m.f1, 4),
+                    "support": m.support,
+                }
                 for name, m in self.per_class.items()
             },
             "confusion": self.confusion,
@@ -100,8 +104,13 @@ def _decide(probs: Sequence[float], binary: bool) -> str:
     return LABELS[max(range(len(LABELS)), key=lambda i: probs[i])]
 
 
-def score(gold: Sequence[str], probs: Sequence[Sequence[float]], *, seconds: float,
-          binary: bool | None = None) -> EvalReport:
+def score(
+    gold: Sequence[str],
+    probs: Sequence[Sequence[float]],
+    *,
+    seconds: float,
+    binary: bool | None = None,
+) -> EvalReport:
     """Compute metrics from gold labels and per-text probabilities in ``LABELS`` order."""
     if len(gold) != len(probs):
         raise ValueError("gold and predictions differ in length")
@@ -159,16 +168,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="folder or hub id; default: shipped")
     parser.add_argument("--artefact-dir", default=None, help="trained artefact folder")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quantize", action="store_true", help="dynamic int8 (CPU)")
     args = parser.parse_args(argv)
-    classifier = load_classifier(args.model, artefact_dir=args.artefact_dir)
+    classifier = load_classifier(args.model, artefact_dir=args.artefact_dir, quantize=args.quantize)
     for f in args.files:
         report = evaluate(classifier, read_eval_file(f))
         if args.json:
             print(json.dumps({"file": f, **report.to_dict()}))
         else:
             kind = "binary" if report.binary else "3-class"
-            print(f"{Path(f).name}: n={report.n} ({kind}) accuracy={report.accuracy:.3f} "
-                  f"macro-F1={report.macro_f1:.3f} {report.texts_per_second:.0f} texts/s")
+            print(
+                f"{Path(f).name}: n={report.n} ({kind}) accuracy={report.accuracy:.3f} "
+                f"macro-F1={report.macro_f1:.3f} {report.texts_per_second:.0f} texts/s"
+            )
 
 
 if __name__ == "__main__":

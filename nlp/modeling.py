@@ -52,15 +52,17 @@ class LoRALinear(nn.Module):
 class MeanPoolClassifier(nn.Module):
     """Encoder → attention-masked mean of token states → dropout → linear head."""
 
-    def __init__(self, encoder: nn.Module, hidden_size: int, num_labels: int = 3,
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self, encoder: nn.Module, hidden_size: int, num_labels: int = 3, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_labels)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                **extra: Any) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: Any
+    ) -> torch.Tensor:
         """Return logits of shape (batch, num_labels)."""
         states = self.encoder(
             input_ids=input_ids, attention_mask=attention_mask, **extra
@@ -106,8 +108,9 @@ def trained_state(model: MeanPoolClassifier) -> dict[str, torch.Tensor]:
     return state
 
 
-def merge_into_base(model: MeanPoolClassifier, state: dict[str, torch.Tensor],
-                    scale: float) -> None:
+def merge_into_base(
+    model: MeanPoolClassifier, state: dict[str, torch.Tensor], scale: float
+) -> None:
     """Apply a shipped state to a model built on the *plain* base encoder.
 
     LoRA pairs ``…<layer>.base`` is absent here: the factors are merged into the plain linear

@@ -106,22 +106,32 @@ def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> lis
     chunk = batch_size * 50
     batches: list[list[int]] = []
     for start in range(0, len(order), chunk):
-        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
-        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
     rng.shuffle(batches)
     return batches
 
 
-def _predict(model: MeanPoolClassifier, tokenizer: Any, texts: Sequence[str],
-             max_length: int, batch_size: int = 64) -> list[list[float]]:
+def _predict(
+    model: MeanPoolClassifier,
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int = 64,
+) -> list[list[float]]:
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out: list[list[float]] = [[] for _ in texts]
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                            max_length=max_length, return_tensors="pt")
+            idx = order[start : start + batch_size]
+            enc = tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             probs = torch.softmax(model(enc["input_ids"], enc["attention_mask"]), dim=-1)
             for row, i in zip(probs.tolist(), idx, strict=True):
                 out[i] = row
@@ -158,7 +168,8 @@ def train(
     log(f"corpus: {len(train_rows)} train / {len(dev_rows)} dev from {train_file.parent}")
     dev_sources = [
         str(json.loads(line).get("source", ""))
-        for line in dev_file.read_text(encoding="utf-8").splitlines() if line.strip()
+        for line in dev_file.read_text(encoding="utf-8").splitlines()
+        if line.strip()
     ]
     hand_dev = [i for i, src in enumerate(dev_sources) if src.startswith("hand:")] or list(
         range(len(dev_rows))
@@ -175,8 +186,9 @@ def train(
             p.requires_grad_(not name.startswith("embeddings."))
     else:
         raise ValueError(f"unknown training mode {cfg.mode!r}")
-    model = MeanPoolClassifier(encoder, encoder.config.hidden_size, len(LABEL_ORDER),
-                               cfg.head_dropout)
+    model = MeanPoolClassifier(
+        encoder, encoder.config.hidden_size, len(LABEL_ORDER), cfg.head_dropout
+    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"base encoder {base}; LoRA on {wrapped} linears; {trainable} trainable parameters")
 
@@ -213,35 +225,42 @@ def train(
         epoch_start = time.perf_counter()
         for b, batch in enumerate(_batches(lengths, cfg.batch_size, order_rng), start=1):
             feats = tokenizer.pad(
-                {"input_ids": [encoded["input_ids"][i] for i in batch],
-                 "attention_mask": [encoded["attention_mask"][i] for i in batch]},
+                {
+                    "input_ids": [encoded["input_ids"][i] for i in batch],
+                    "attention_mask": [encoded["attention_mask"][i] for i in batch],
+                },
                 return_tensors="pt",
             )
             logits = model(feats["input_ids"], feats["attention_mask"])
             loss = loss_fn(logits, labels[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], 1.0
-            )
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
             optimizer.step()
             scheduler.step()
             step += 1
             running += loss.item()
             if b % 50 == 0 or b == steps_per_epoch:
-                log(f"epoch {epoch} step {b}/{steps_per_epoch} loss {running / b:.4f} "
-                    f"({time.perf_counter() - epoch_start:.0f}s)")
+                log(
+                    f"epoch {epoch} step {b}/{steps_per_epoch} loss {running / b:.4f} "
+                    f"({time.perf_counter() - epoch_start:.0f}s)"
+                )
         probs = _predict(model, tokenizer, [t for t, _ in dev_rows], cfg.max_length)
         report = score([label for _, label in dev_rows], probs, seconds=0.0)
         # Hand-written dev sentences are the harder, less templated part: select on them.
-        hand = score([dev_rows[i][1] for i in hand_dev], [probs[i] for i in hand_dev],
-                     seconds=0.0)
-        entry = {"epoch": epoch, "train_loss": running / steps_per_epoch,
-                 "dev_accuracy": report.accuracy, "dev_macro_f1": report.macro_f1,
-                 "dev_hand_macro_f1": hand.macro_f1}
+        hand = score([dev_rows[i][1] for i in hand_dev], [probs[i] for i in hand_dev], seconds=0.0)
+        entry = {
+            "epoch": epoch,
+            "train_loss": running / steps_per_epoch,
+            "dev_accuracy": report.accuracy,
+            "dev_macro_f1": report.macro_f1,
+            "dev_hand_macro_f1": hand.macro_f1,
+        }
         history.append(entry)
-        log(f"epoch {epoch}: dev accuracy {report.accuracy:.4f} macro-F1 {report.macro_f1:.4f}"
-            f" (hand-written part: macro-F1 {hand.macro_f1:.4f}, n={hand.n})")
+        log(
+            f"epoch {epoch}: dev accuracy {report.accuracy:.4f} macro-F1 {report.macro_f1:.4f}"
+            f" (hand-written part: macro-F1 {hand.macro_f1:.4f}, n={hand.n})"
+        )
         if best is None or hand.macro_f1 > best[0]:
             best = (hand.macro_f1, epoch, trained_state(model), report)
     assert best is not None
@@ -280,10 +299,20 @@ def train(
         "torch_version": torch.__version__,
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    log(f"wrote {artefact} ({artefact.stat().st_size} bytes), version {model_version}, "
-        f"best epoch {best[1]} (hand-written dev macro-F1 {best[0]:.4f}), {seconds:.0f}s")
-    return TrainReport(str(out), model_version, best[1], best[3].to_dict(), history, seconds,
-                       len(train_rows), len(dev_rows))
+    log(
+        f"wrote {artefact} ({artefact.stat().st_size} bytes), version {model_version}, "
+        f"best epoch {best[1]} (hand-written dev macro-F1 {best[0]:.4f}), {seconds:.0f}s"
+    )
+    return TrainReport(
+        str(out),
+        model_version,
+        best[1],
+        best[3].to_dict(),
+        history,
+        seconds,
+        len(train_rows),
+        len(dev_rows),
+    )
 
 
 def _base_weights_hash(base: str) -> str | None:
@@ -301,8 +330,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rank", type=int, default=TrainConfig.lora_rank)
     parser.add_argument("--mode", choices=("lora", "full"), default=TrainConfig.mode)
     args = parser.parse_args(argv)
-    cfg = TrainConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, lora_rank=args.rank,
-                      lora_alpha=2.0 * args.rank, mode=args.mode)
+    cfg = TrainConfig(
+        seed=args.seed,
+        epochs=args.epochs,
+        lr=args.lr,
+        lora_rank=args.rank,
+        lora_alpha=2.0 * args.rank,
+        mode=args.mode,
+    )
     train(args.output_dir, seed=args.seed, config=cfg)
 
 

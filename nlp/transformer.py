@@ -116,10 +116,13 @@ class TransformerClassifier:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with self._lock, torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
+                idx = order[start : start + self.batch_size]
                 enc = self._tokenizer(
-                    [texts[i] for i in idx], padding=True, truncation=True,
-                    max_length=self.max_length, return_tensors="pt",
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
                 )
                 inputs = {k: v.to(self.device) for k, v in enc.items()}
                 probs = torch.softmax(self._forward(inputs).float(), dim=-1).cpu().tolist()
@@ -193,8 +196,12 @@ def _weights_digest(folder: Path) -> str:
 
 
 def _load_default(
-    *, encoder_path: str | os.PathLike[str] | None, artefact_dir: Path, allow_download: bool,
-    batch_size: int, device: str,
+    *,
+    encoder_path: str | os.PathLike[str] | None,
+    artefact_dir: Path,
+    allow_download: bool,
+    batch_size: int,
+    device: str,
 ) -> TransformerClassifier:
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
@@ -220,8 +227,10 @@ def _load_default(
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelLoadError(
             "cannot build the shipped sentiment model",
-            [(f"base encoder {base}", f"{type(exc).__name__}: {exc}"),
-             (str(artefact_dir), "artefact read fine")],
+            [
+                (f"base encoder {base}", f"{type(exc).__name__}: {exc}"),
+                (str(artefact_dir), "artefact read fine"),
+            ],
         ) from exc
     model.eval().to(device)
 
@@ -230,9 +239,14 @@ def _load_default(
         return logits
 
     return TransformerClassifier(
-        model=model, tokenizer=tokenizer, forward=forward, index_to_label=LABEL_ORDER,
-        model_id=DEFAULT_MODEL_ID, model_version=str(meta["model_version"]),
-        batch_size=batch_size, device=device,
+        model=model,
+        tokenizer=tokenizer,
+        forward=forward,
+        index_to_label=LABEL_ORDER,
+        model_id=DEFAULT_MODEL_ID,
+        model_version=str(meta["model_version"]),
+        batch_size=batch_size,
+        device=device,
         max_length=int(meta.get("max_length", MAX_LENGTH)),
         source=f"encoder {base} + adapter {artefact_dir}",
     )
@@ -269,9 +283,7 @@ def _load_configured(
             net = AutoModelForSequenceClassification.from_pretrained(
                 source, local_files_only=local_only
             )
-            index_to_label = map_id2label(
-                {int(k): v for k, v in net.config.id2label.items()}
-            )
+            index_to_label = map_id2label({int(k): v for k, v in net.config.id2label.items()})
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             first_line = (str(exc).strip().splitlines() or [""])[0]
             attempts.append((description, f"{type(exc).__name__}: {first_line}"))
@@ -286,9 +298,15 @@ def _load_configured(
             return logits
 
         return TransformerClassifier(
-            model=net, tokenizer=tokenizer, forward=forward, index_to_label=index_to_label,
-            model_id=model, model_version=f"{Path(model).name}-{version}",
-            batch_size=batch_size, device=device, source=description,
+            model=net,
+            tokenizer=tokenizer,
+            forward=forward,
+            index_to_label=index_to_label,
+            model_id=model,
+            model_version=f"{Path(model).name}-{version}",
+            batch_size=batch_size,
+            device=device,
+            source=description,
         )
     if is_hub_id and not allow_download:
         attempts.append((f"hub id {model}", "downloads not allowed (allow_download=False)"))
@@ -347,7 +365,9 @@ def load_classifier(
         classifier = _load_default(
             encoder_path=encoder_path,
             artefact_dir=Path(artefact_dir).expanduser() if artefact_dir else SHIPPED_MODEL_DIR,
-            allow_download=allow_download, batch_size=batch_size, device=device,
+            allow_download=allow_download,
+            batch_size=batch_size,
+            device=device,
         )
         if model is not None:
             classifier._model_id = str(model)
