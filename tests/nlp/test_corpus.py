@@ -13,7 +13,9 @@ import pytest
 from nlp.data import generate
 
 DATA = Path(generate.__file__).resolve().parent
-EVAL_DIR = Path(os.environ.get("CXBOT_EVAL_DIR", "/work/shared/eval"))
+# The evaluation sets live in ../shared/eval beside the repository (CI and developers alike).
+REPO = Path(__file__).resolve().parents[2]
+EVAL_DIR = Path(os.environ.get("CXBOT_EVAL_DIR", REPO.parent / "shared" / "eval"))
 
 
 def _load(name: str) -> list[dict[str, str]]:
