@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
@@ -126,8 +128,26 @@ def ping(engine: Engine) -> None:
         ) from None
 
 
+# SQLite has one writer at a time. Threads of one process take turns on this lock instead of
+# on SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and so turns a queue
+# of a few short transactions into long tail latencies.
+_SQLITE_LOCKS: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _LOCKS_GUARD:
+        return _SQLITE_LOCKS.setdefault(engine, threading.RLock())
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work commits together at the end, or not at all on error."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with (
+        _writer_lock(engine),
+        Session(engine, expire_on_commit=False) as session,
+        session.begin(),
+    ):
         yield session
