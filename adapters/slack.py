@@ -28,8 +28,7 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -42,6 +41,7 @@ from starlette.responses import Response
 from adapters import slack_blocks as kit
 from adapters.slack_delivery import SlackRetryPolicy, Sleep, call_slack
 from bot.errors import DeliveryError, RecipientUnreachableError
+from bot.keyed_locks import KeyedLocks
 from bot.messages import IncomingMessage, MessageKind, OutgoingMessage, ReviewCard
 
 log = logging.getLogger(__name__)
@@ -203,26 +203,6 @@ class _Question:
     text: str
 
 
-class _Locks:
-    """One asyncio lock per key, dropped once nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] = self._users.get(key, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key], self._locks[key]
-
-
 # -- the glue -------------------------------------------------------------------------------------
 
 
@@ -251,7 +231,7 @@ class SlackChannel:
         self._handler = handler
         self._mark_unreachable = mark_unreachable
         self.desk = desk
-        self._locks = _Locks()
+        self._locks: KeyedLocks[str] = KeyedLocks()
         self._dms: dict[str, str] = {}  # user → DM channel id
         self._profiles: dict[str, tuple[str | None, str | None, str | None]] = {}
         self._open: OrderedDict[str, _Question] = OrderedDict()  # DM → its live question

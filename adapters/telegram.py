@@ -34,8 +34,7 @@ import logging
 import math
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypedDict
 
@@ -47,6 +46,7 @@ from telegram.ext import Application, TypeHandler
 from adapters.telegram_delivery import RetryPolicy, Sleep, call_api
 from adapters.telegram_links import decode_start_payload
 from bot.errors import DeliveryError, RecipientUnreachableError
+from bot.keyed_locks import KeyedLocks
 from bot.messages import ChoiceStyle, IncomingMessage, MessageKind, OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -352,26 +352,6 @@ class TelegramSender:
 # -- the glue -----------------------------------------------------------------------------------
 
 
-class _ChatLocks:
-    """One asyncio lock per chat, dropped once nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._users: dict[int, int] = {}
-
-    @asynccontextmanager
-    async def hold(self, chat_id: int) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(chat_id, asyncio.Lock())
-        self._users[chat_id] = self._users.get(chat_id, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[chat_id] -= 1
-            if not self._users[chat_id]:
-                del self._users[chat_id], self._locks[chat_id]
-
-
 @dataclass(frozen=True, slots=True)
 class _Keyboard:
     message_id: int
@@ -409,7 +389,7 @@ class TelegramChannel:
         self.sender = TelegramSender(application.bot, policy=policy, sleep=sleep)
         self._handler = handler
         self._mark_unreachable = mark_unreachable
-        self._locks = _ChatLocks()
+        self._locks: KeyedLocks[int] = KeyedLocks()
         self._open: OrderedDict[int, _Keyboard] = OrderedDict()  # chat → its one live keyboard
         # (chat, message) whose keyboard we closed → the label chosen there (None: replaced).
         self._closed: OrderedDict[tuple[int, int], str | None] = OrderedDict()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,6 +30,7 @@ from bot.flags import keyword_flags, score_flags
 from bot.flow_catalog import FlowCatalog
 from bot.flow_loader import load_flow_source
 from bot.flow_model import SCORE_TYPES, AnswerValue, Flow, LocalizedText, Question, QuestionType
+from bot.keyed_locks import KeyedLocks
 from bot.messages import Choice, ChoiceStyle, IncomingMessage, MessageKind, OutgoingMessage
 from bot.parsing import (
     Command,
@@ -55,26 +55,6 @@ from storage.tables import Answer, Conversation, ConversationState, Customer
 LATE_COMMENT_QUESTION = "_late_comment"
 MAX_CONTEXT_KEY = 64
 MAX_CONTEXT_VALUE = 256
-
-
-@dataclass
-class _KeyedLocks:
-    """asyncio locks per key, dropped again once nobody holds or waits for them."""
-
-    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-    _users: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    @asynccontextmanager
-    async def hold(self, key: tuple[str, str]) -> Any:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] = self._users.get(key, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key], self._locks[key]
 
 
 @dataclass
@@ -105,7 +85,7 @@ class Engine:
         self._db = db
         self._catalog = catalog
         self._settings = settings
-        self._locks = _KeyedLocks()
+        self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()
         self._flows: dict[tuple[str, int], Flow] = {}
         self._text_listeners: list[Callable[[], None]] = []
 
