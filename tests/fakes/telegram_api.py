@@ -23,9 +23,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from tests.fakes.loopback import LoopbackServer
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghij"
 BOT_USER = {
@@ -113,8 +115,7 @@ class FakeTelegramAPI:
         self._query_ids = itertools.count(1)
         self._customer_message_ids = itertools.count(1)
         self._closing = False
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -132,12 +133,7 @@ class FakeTelegramAPI:
         class Handler(_Handler):
             api = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server = LoopbackServer(Handler)
 
     def stop(self) -> None:
         """Stop serving and wake any long poll."""
@@ -145,16 +141,13 @@ class FakeTelegramAPI:
             self._closing = True
             self._cond.notify_all()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._server.stop()
 
     @property
     def port(self) -> int:
         """The port the fake listens on."""
         assert self._server is not None
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def base_url(self) -> str:
