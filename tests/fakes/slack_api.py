@@ -25,13 +25,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import KeepAliveHandler, LoopbackServer
 
 BOT_TOKEN = "xoxb-1111-2222-FakeTokenForTestsOnly"
 APP_TOKEN = "xapp-1-A111-2222-FakeAppTokenForTests"
@@ -233,18 +232,11 @@ class FakeSlackAPI:
         return {"ok": False, "error": "unknown_method"}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(KeepAliveHandler):
     api: FakeSlackAPI
-    protocol_version = "HTTP/1.1"
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests assert on recorded calls."""
 
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.read_body()
         path, _, query = self.path.partition("?")
         method = path.rstrip("/").split("/")[-1]
         body = _decode(self.headers.get("Content-Type", ""), raw, query)

@@ -23,11 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import KeepAliveHandler, LoopbackServer
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghij"
 BOT_USER = {
@@ -496,22 +495,13 @@ def _failure_response(failure: _Failure) -> tuple[int, bytes]:
     return _error(failure.status, failure.description)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive, as python-telegram-bot's httpx client expects."""
+class _Handler(KeepAliveHandler):
+    """The Bot API's routes: /bot<token>/<method>."""
 
     api: FakeTelegramAPI
-    protocol_version = "HTTP/1.1"
-    # Headers and body in one write, sent at once: otherwise Nagle's algorithm and delayed ACKs
-    # add ~40 ms to every call on a kept-alive connection.
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests assert on recorded calls, not on a request log."""
 
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.read_body()
         parts = self.path.split("?")[0].strip("/").split("/")
         if len(parts) != 2 or not parts[0].startswith("bot"):
             status, payload = _error(404, "Not Found")
