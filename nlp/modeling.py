@@ -1,9 +1,11 @@
 """The shipped model's architecture: a BERT-style encoder, mean pooling and a linear head.
 
-The project ships only what training changed relative to the packaged base encoder: low-rank
-(LoRA) updates of the encoder's linear layers, its LayerNorm parameters and the head. At load
-time the low-rank updates are merged into the base weights, so inference costs exactly what the
-plain encoder costs. This keeps the artefact around a megabyte instead of ~90 MB.
+The project ships only what training changed relative to the packaged base encoder: either the
+fine-tuned transformer layers and the head (full mode, the shipped default, ~21 MB in fp16), or
+low-rank (LoRA) updates of the encoder's linear layers, its LayerNorm parameters and the head
+(LoRA mode, 2.7 MB). At load time the tensors replace or, for LoRA, are merged into the base
+weights, so inference costs exactly what the plain encoder costs. The packaged embeddings are
+never retrained, which keeps the artefact well below the ~90 MB of a whole model.
 """
 
 from __future__ import annotations

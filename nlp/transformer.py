@@ -3,7 +3,7 @@
 Two kinds of model load here:
 
 * the shipped default — the packaged ``all-MiniLM-L6-v2`` encoder plus the project's trained
-  adapter in ``nlp/model/`` (merged into the encoder at load time);
+  weights in ``nlp/model/`` (fine-tuned layers, or LoRA factors merged into the encoder at load);
 * any Hugging Face sequence-classification model (a local folder, or a hub id when downloads
   are allowed), whose ``id2label`` is mapped onto negative / neutral / positive.
 
