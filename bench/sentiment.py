@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from nlp.transformer import load_classifier  # noqa: E402
+from nlp.transformer import is_adapter_dir, load_classifier  # noqa: E402
 
 
 def _peak_rss_mib() -> float:
@@ -108,7 +108,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         source = args.model
-        if source is None:
+        # The shipped model and folders written by `cxbot nlp train` are not plain HF models:
+        # export the loaded (merged) weights so the pipeline runs exactly the same network.
+        if source is None or is_adapter_dir(source):
             _export_for_pipeline(clf, Path(tmp))
             source = tmp
         pipe = pipeline(
