@@ -14,11 +14,11 @@ import httpx
 from sqlmodel import col, select
 
 from adapters.slack_delivery import SlackRetryPolicy
-from bot.app import App, build_app
+from bot.app import App
 from bot.config import Settings, load_settings
-from bot.serve import Serving, serve
 from storage.database import transaction
 from storage.tables import Answer, Customer, DeliveryFailure, ReviewEvent, ReviewItem
+from tests.fakes.serving import running
 from tests.fakes.slack_api import SIGNING_SECRET, FakeSlackAPI, form, sign
 
 FAST = SlackRetryPolicy(attempts=4, backoff=0.02, max_backoff=0.1, max_retry_after=2.0)
@@ -84,20 +84,8 @@ class Served:
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[Served]:
     """`serve` on 127.0.0.1 port 0 until the block ends."""
-    app = build_app(settings)
-    stop = asyncio.Event()
-    ready: asyncio.Future[Serving] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(app, stop=stop, on_ready=ready.set_result))
-    await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()  # start-up failed: show why
-    try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            yield Served(app=app, url=ready.result().url, http=http)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=10)
-        app.close()
+    async with running(settings) as (app, url), httpx.AsyncClient(timeout=10) as http:
+        yield Served(app=app, url=url, http=http)
 
 
 def answers(app: App, user: str) -> list[tuple[str, int | None, str | None]]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.fakes.serving import fail_first_call
 from tests.fakes.slack_api import FakeSlackAPI, button_press, dm_event
 from tests.fakes.slack_setup import (
     ALERTS,
@@ -176,17 +176,7 @@ async def test_an_event_whose_handling_failed_is_handled_when_slack_retries(
 ) -> None:
     from bot import engine
 
-    real = engine.conv_q.start_conversation
-    calls = 0
-
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("database connection lost")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine.conv_q, "start_conversation", flaky)
+    fail_first_call(monkeypatch, engine.conv_q, "start_conversation")
     start = dm_event(ANN, "start", event_id="Ev0FLAKY01")
     assert (await served.event(start)).status_code == 500
     retry = await served.event(start, headers={"X-Slack-Retry-Num": "1"})

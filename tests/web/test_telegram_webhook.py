@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app import App, build_app
-from bot.serve import Serving, serve
+from bot.app import App
+from tests.fakes.serving import fail_first_call, running
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.telegram_setup import answers, conversations, customer, telegram_settings
 from web.server import TELEGRAM_SECRET_HEADER
@@ -49,20 +48,8 @@ async def served(fake: FakeTelegramAPI, tmp_path: Path) -> AsyncIterator[Served]
         telegram__secret_token=SECRET,
         server__port="0",
     )
-    app = build_app(settings)
-    stop = asyncio.Event()
-    ready: asyncio.Future[Serving] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(app, stop=stop, on_ready=ready.set_result))
-    await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()  # start-up failed: show why
-    try:
-        async with httpx.AsyncClient() as http:
-            yield Served(app=app, url=ready.result().url, http=http)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=10)
-        app.close()
+    async with running(settings) as (app, url), httpx.AsyncClient() as http:
+        yield Served(app=app, url=url, http=http)
 
 
 async def test_start_registers_the_webhook_and_nothing_polls(
@@ -144,17 +131,7 @@ async def test_an_update_whose_handling_failed_is_handled_when_telegram_retries(
 ) -> None:
     from bot import engine
 
-    real = engine.conv_q.start_conversation
-    calls = 0
-
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("database connection lost")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine.conv_q, "start_conversation", flaky)
+    fail_first_call(monkeypatch, engine.conv_q, "start_conversation")
     start = fake.stamp(fake.message(ANN, "/start"))
     assert (await served.post(start)).status_code == 500
     assert (await served.post(start)).status_code == 200  # Telegram's retry
