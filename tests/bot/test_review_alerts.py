@@ -164,6 +164,30 @@ async def test_a_claim_left_by_a_dead_process_is_taken_over(
     assert len(fake.posted(ALERTS)) == 1
 
 
+async def test_an_action_while_the_poster_holds_the_alert_is_shown_by_its_next_pass(
+    app: App, channel: SlackChannel, fake: FakeSlackAPI
+) -> None:
+    await detractor(app, "U0ANN0001")
+    alerts = poster(app, channel)
+    assert await alerts.sync_pending() == SyncResult(shown=1, failed=0)
+    with transaction(app.db) as s:  # the poster is between posting and storing the ts
+        alert = alert_of(s, review_item_id=1)
+        assert alert is not None
+        alert.claimed_at = datetime.now(UTC)
+        s.add(alert)
+    assert reviews.acknowledge(app.db, review_id=1, actor="slack:U0AGENT01") is True
+    assert await alerts.sync(1) is False  # left to the holder, which is woken
+    assert "· acknowledged" not in str(fake.last(ALERTS)["blocks"])
+    with transaction(app.db) as s:  # the holder stores the ts and releases the claim
+        alert = alert_of(s, review_item_id=1)
+        assert alert is not None
+        alert.claimed_at = None
+        s.add(alert)
+    assert await alerts.sync_pending() == SyncResult(shown=1, failed=0)
+    assert "Flagged reply #1 · acknowledged" in str(fake.last(ALERTS)["blocks"])
+    assert len(fake.posted(ALERTS)) == 1
+
+
 async def test_the_workflow_records_each_action_once(app: App) -> None:
     await detractor(app, "U0ANN0001")
     assert reviews.acknowledge(app.db, review_id=1, actor="slack:U0AGENT01") is True

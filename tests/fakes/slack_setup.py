@@ -17,7 +17,14 @@ from adapters.slack_delivery import SlackRetryPolicy
 from bot.app import App
 from bot.config import Settings, load_settings
 from storage.database import transaction
-from storage.tables import Answer, Customer, DeliveryFailure, ReviewEvent, ReviewItem
+from storage.tables import (
+    Answer,
+    Customer,
+    DeliveryFailure,
+    ReviewAlert,
+    ReviewEvent,
+    ReviewItem,
+)
 from tests.fakes.serving import running
 from tests.fakes.slack_api import SIGNING_SECRET, FakeSlackAPI, form, sign
 
@@ -114,6 +121,18 @@ def delivery_failures(app: App) -> list[tuple[str, str, str]]:
     with transaction(app.db) as s:
         rows = s.exec(select(DeliveryFailure).order_by(col(DeliveryFailure.id)))
         return [(f.purpose, f.target, f.error) for f in rows]
+
+
+def alerts_settled(app: App) -> bool:
+    """True when every alert is posted and released by the poster that posted it.
+
+    The fake records a post before the poster stores its ts; a support action taken in between
+    finds the alert claimed and leaves the update to the poster's next pass. Tests that press
+    alert buttons wait for this first, so the action's own update is the one they see.
+    """
+    with transaction(app.db) as s:
+        rows = list(s.exec(select(ReviewAlert)))
+    return rows != [] and all(a.message_ts and a.claimed_at is None for a in rows)
 
 
 def buttons(message: dict[str, Any]) -> list[list[tuple[str, str]]]:
