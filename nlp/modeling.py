@@ -62,15 +62,22 @@ class MeanPoolClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_labels)
 
-    def forward(
+    def pool(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: Any
     ) -> torch.Tensor:
-        """Return logits of shape (batch, num_labels)."""
+        """Return the attention-masked mean of the encoder's token states, (batch, hidden)."""
         states = self.encoder(
             input_ids=input_ids, attention_mask=attention_mask, **extra
         ).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        pooled: torch.Tensor = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return pooled
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: Any
+    ) -> torch.Tensor:
+        """Return logits of shape (batch, num_labels)."""
+        pooled = self.pool(input_ids, attention_mask, **extra)
         logits: torch.Tensor = self.head(self.dropout(pooled))
         return logits
 
