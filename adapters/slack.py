@@ -17,8 +17,10 @@ retried delivery (`X-Slack-Retry-Num`) or a replayed Socket Mode envelope is han
 
 Support actions on alerts (Acknowledge, Resolve, Reply to customer) are passed to a `SupportDesk`
 (bot.reviews) after checking that the person pressing is one of its support users; others get
-an ephemeral refusal. Both Socket Mode and HTTP mode handle a request fully before it is
-acknowledged (`process_before_response`), like the Telegram webhook.
+an ephemeral refusal. A button or modal for an item that is gone, or already in the state it
+asks for, gets a notice (ephemeral, or an error in the modal) and changes nothing. Both Socket
+Mode and HTTP mode handle a request fully before it is acknowledged (`process_before_response`),
+like the Telegram webhook.
 """
 
 from __future__ import annotations
@@ -40,9 +42,16 @@ from starlette.responses import Response
 
 from adapters import slack_blocks as kit
 from adapters.slack_delivery import SlackRetryPolicy, Sleep, call_slack
-from bot.errors import DeliveryError, RecipientUnreachableError
+from bot.errors import DeliveryError, RecipientUnreachableError, ReviewNotFoundError
 from bot.keyed_locks import KeyedLocks
-from bot.messages import IncomingMessage, MessageKind, OutgoingMessage, ReviewCard
+from bot.messages import (
+    IncomingMessage,
+    MessageKind,
+    OutgoingMessage,
+    ReportUndelivered,
+    ReviewCard,
+    ReviewStep,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +66,15 @@ NOTICES = {
     "not_support": "Sorry, only the support team ({who}) can work on these alerts.",
     "reply_failed": "Could not deliver your reply to the customer: {error}",
     "empty": "Please write something first.",
+    "gone": "That flagged reply no longer exists.",
+    "already": "Flagged reply #{review_id} is already {status}{by}.",
+    "already_resolved": "Already resolved{by}; your note was not saved.",
+    "stale_form": "This form is out of date: close it and use the alert's buttons again.",
 }
+# The steps that give an item its status: who made it so, for "already resolved by …".
+_STATUS_STEPS = {"acknowledged": ("acknowledged", "replied"), "resolved": ("resolved",)}
 
 Handler = Callable[[IncomingMessage], Awaitable[list[OutgoingMessage]]]
-
-
-class MarkUnreachable(Protocol):
-    """`Engine.mark_unreachable`'s signature: record that a customer cannot be messaged."""
-
-    def __call__(self, *, channel: str, user_id: str, reason: str) -> Awaitable[None]: ...
 
 
 class SupportDesk(Protocol):
@@ -80,16 +89,25 @@ class SupportDesk(Protocol):
         """The item as an alert shows it (None when it does not exist)."""
         ...
 
-    async def acknowledge(self, *, review_id: int, actor: str) -> None:
-        """Mark the item acknowledged and update its alert."""
+    async def acknowledge(self, *, review_id: int, actor: str) -> bool:
+        """Mark an open item acknowledged and update its alert; False when it was not open.
+
+        Raises ReviewNotFoundError when no item has this id.
+        """
         ...
 
-    async def resolve(self, *, review_id: int, actor: str, note: str) -> None:
-        """Mark the item resolved with a note and update its alert."""
+    async def resolve(self, *, review_id: int, actor: str, note: str) -> bool:
+        """Mark the item resolved with a note and update its alert; False when it already was.
+
+        Raises ReviewNotFoundError when no item has this id.
+        """
         ...
 
     async def reply(self, *, review_id: int, actor: str, text: str) -> None:
-        """Deliver `text` to the customer on their channel; DeliveryError when it fails."""
+        """Deliver `text` to the customer on their channel; DeliveryError when it fails.
+
+        Raises ReviewNotFoundError when no item has this id.
+        """
         ...
 
 
@@ -219,7 +237,7 @@ class SlackChannel:
         app: AsyncApp,
         handler: Handler,
         *,
-        mark_unreachable: MarkUnreachable,
+        undelivered: ReportUndelivered,
         desk: SupportDesk | None = None,
         policy: SlackRetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -229,7 +247,7 @@ class SlackChannel:
         self.policy = policy or SlackRetryPolicy()
         self._sleep = sleep
         self._handler = handler
-        self._mark_unreachable = mark_unreachable
+        self._undelivered = undelivered
         self.desk = desk
         self._locks: KeyedLocks[str] = KeyedLocks()
         self._dms: dict[str, str] = {}  # user → DM channel id
@@ -360,9 +378,13 @@ class SlackChannel:
                 await self._close(dm, previous.ts, previous.text, None)  # one live question
             try:
                 ts = await self._post(dm, reply)
-            except RecipientUnreachableError as exc:
-                log.info("Slack customer %s is unreachable: %s", user_id, exc)
-                await self._mark_unreachable(channel=CHANNEL, user_id=user_id, reason=str(exc))
+            except DeliveryError as exc:
+                # The turn is stored, so a retry by Slack would be ignored as a duplicate: the
+                # engine keeps the failure and sends the question again. Later replies wait too.
+                unreachable = isinstance(exc, RecipientUnreachableError)
+                await self._undelivered(
+                    channel=CHANNEL, user_id=user_id, reason=str(exc), unreachable=unreachable
+                )
                 return
             if reply.choices:
                 _remember(self._open, dm, _Question(ts, reply.question_id, reply.text))
@@ -471,19 +493,53 @@ class SlackChannel:
     def _allowed(self, user: str | None) -> bool:
         return self.desk is not None and user is not None and user in self.desk.support_users
 
+    async def _notify_presser(self, body: Mapping[str, Any], text: str) -> None:
+        """An ephemeral notice to whoever pressed a button, where they pressed it."""
+        user = (body.get("user") or {}).get("id")
+        channel = (body.get("container") or {}).get("channel_id") or (
+            body.get("channel") or {}
+        ).get("id")
+        if isinstance(channel, str) and isinstance(user, str):
+            await self._ephemeral(channel, user, text)
+
     async def _refuse(self, body: Mapping[str, Any]) -> bool:
         """True (after an ephemeral notice) when the presser may not act on alerts."""
         user = (body.get("user") or {}).get("id")
         if self._allowed(user):
             return False
-        channel = (body.get("container") or {}).get("channel_id") or (
-            body.get("channel") or {}
-        ).get("id")
         log.warning("Slack user %s pressed an alert button but is not a support user", user)
         who = ", ".join(f"<@{u}>" for u in sorted(self.desk.support_users)) if self.desk else ""
-        if isinstance(channel, str) and isinstance(user, str):
-            await self._ephemeral(channel, user, NOTICES["not_support"].format(who=who or "none"))
+        await self._notify_presser(body, NOTICES["not_support"].format(who=who or "none"))
         return True
+
+    @staticmethod
+    def _status_step(card: ReviewCard) -> ReviewStep | None:
+        """The latest step that gave the item its current status (None for an open item)."""
+        actions = _STATUS_STEPS.get(card.status, ())
+        return next((s for s in reversed(card.history) if s.action in actions), None)
+
+    async def _stale_press(self, body: Mapping[str, Any], review_id: int) -> None:
+        """Tell the presser that their (out-of-date) alert's button no longer applies."""
+        card = await self.desk.card(review_id=review_id) if self.desk is not None else None
+        if card is None:
+            await self._notify_presser(body, NOTICES["gone"])
+            return
+        step = self._status_step(card)
+        by = f" (by <@{step.actor}> at {kit.when(step)})" if step is not None else ""
+        text = NOTICES["already"].format(review_id=review_id, status=card.status, by=by)
+        await self._notify_presser(body, text)
+
+    async def _name_of(self, user: str) -> str:
+        """A Slack user's name for plain text, where a `<@U…>` mention does not render."""
+        try:
+            answer = await self._call("users_info", f"users.info {user}", user=user)
+        except DeliveryError as exc:
+            log.info("no Slack profile for %s: %s", user, exc)
+            return user
+        found = answer.get("user") or {}
+        profile = found.get("profile") or {}
+        name = profile.get("display_name") or found.get("real_name") or profile.get("real_name")
+        return str(name or user)
 
     @staticmethod
     def _review_id(body: Mapping[str, Any]) -> int | None:
@@ -498,17 +554,26 @@ class SlackChannel:
         review_id = self._review_id(body)
         if review_id is None or await self._refuse(body) or self.desk is None:
             return
-        await self.desk.acknowledge(review_id=review_id, actor=body["user"]["id"])
+        try:
+            changed = await self.desk.acknowledge(review_id=review_id, actor=body["user"]["id"])
+        except ReviewNotFoundError:
+            changed = False  # _stale_press finds no card and says so
+        if not changed:
+            await self._stale_press(body, review_id)
 
     async def _open_modal(self, body: Mapping[str, Any], reply: bool) -> None:
         review_id = self._review_id(body)
         if review_id is None or await self._refuse(body) or self.desk is None:
             return
+        card = await self.desk.card(review_id=review_id)
+        # A reply to a resolved item is still allowed; resolving it again is not.
+        if card is None or (not reply and card.status == "resolved"):
+            await self._stale_press(body, review_id)
+            return
         container = body.get("container") or {}
         channel, ts = str(container.get("channel_id", "")), str(container.get("message_ts", ""))
         if reply:
-            card = await self.desk.card(review_id=review_id)
-            view = kit.reply_modal(review_id, channel, ts, card.customer if card else "customer")
+            view = kit.reply_modal(review_id, channel, ts, card.customer)
         else:
             view = kit.resolve_modal(review_id, channel, ts)
         await self._call("views_open", "views.open", trigger_id=body.get("trigger_id"), view=view)
@@ -522,40 +587,76 @@ class SlackChannel:
         await self._open_modal(body, reply=True)
 
     @staticmethod
-    def _submitted(body: Mapping[str, Any], block: str, action: str) -> tuple[int, str]:
+    def _submitted(body: Mapping[str, Any], block: str, action: str) -> tuple[int | None, str]:
+        """The review id the modal was opened for (None if unreadable) and the text typed."""
         view = body.get("view") or {}
-        meta = json.loads(view.get("private_metadata") or "{}")
         values = (view.get("state") or {}).get("values") or {}
         text = ((values.get(block) or {}).get(action) or {}).get("value") or ""
-        return int(meta.get("review_id", 0)), str(text).strip()
+        try:
+            meta = json.loads(view.get("private_metadata") or "")
+        except ValueError:
+            meta = None
+        review_id = meta.get("review_id") if isinstance(meta, dict) else None
+        # bool is an int too; a review id is a positive int, as resolve_modal wrote it.
+        valid = isinstance(review_id, int) and not isinstance(review_id, bool) and review_id > 0
+        return (review_id if valid else None), str(text).strip()
+
+    @staticmethod
+    async def _form_error(ack: Any, block: str, text: str) -> None:
+        """Keep the modal open with `text` under its input (short: Slack shows ~150 chars)."""
+        await ack(response_action="errors", errors={block: text[:150]})
 
     async def _on_resolve(self, ack: Any, body: dict[str, Any]) -> None:
         review_id, note = self._submitted(body, kit.NOTE_BLOCK, kit.NOTE_INPUT)
         user = (body.get("user") or {}).get("id")
         if not self._allowed(user) or self.desk is None:
-            await ack(response_action="errors", errors={kit.NOTE_BLOCK: "Support users only."})
+            await self._form_error(ack, kit.NOTE_BLOCK, "Support users only.")
+            return
+        if review_id is None:
+            log.warning("a Slack resolve form without a readable review id, from %s", user)
+            await self._form_error(ack, kit.NOTE_BLOCK, NOTICES["stale_form"])
             return
         if not note:
-            await ack(response_action="errors", errors={kit.NOTE_BLOCK: NOTICES["empty"]})
+            await self._form_error(ack, kit.NOTE_BLOCK, NOTICES["empty"])
+            return
+        try:
+            changed = await self.desk.resolve(review_id=review_id, actor=str(user), note=note)
+        except ReviewNotFoundError:
+            await self._form_error(ack, kit.NOTE_BLOCK, NOTICES["gone"])
+            return
+        if not changed:
+            # Another agent resolved it meanwhile: the modal stays open so that the note can be
+            # copied, rather than closing as if it had been saved.
+            await self._form_error(ack, kit.NOTE_BLOCK, await self._resolved_by(review_id))
             return
         await ack()
-        await self.desk.resolve(review_id=review_id, actor=str(user), note=note)
+
+    async def _resolved_by(self, review_id: int) -> str:
+        """The modal error for an item resolved meanwhile, naming who resolved it if known."""
+        card = await self.desk.card(review_id=review_id) if self.desk is not None else None
+        step = self._status_step(card) if card is not None else None
+        by = f" by {await self._name_of(step.actor)} at {kit.when(step)}" if step else ""
+        return NOTICES["already_resolved"].format(by=by)
 
     async def _on_reply(self, ack: Any, body: dict[str, Any]) -> None:
         review_id, text = self._submitted(body, kit.REPLY_BLOCK, kit.REPLY_INPUT)
         user = (body.get("user") or {}).get("id")
         if not self._allowed(user) or self.desk is None:
-            await ack(response_action="errors", errors={kit.REPLY_BLOCK: "Support users only."})
+            await self._form_error(ack, kit.REPLY_BLOCK, "Support users only.")
+            return
+        if review_id is None:
+            log.warning("a Slack reply form without a readable review id, from %s", user)
+            await self._form_error(ack, kit.REPLY_BLOCK, NOTICES["stale_form"])
             return
         if not text:
-            await ack(response_action="errors", errors={kit.REPLY_BLOCK: NOTICES["empty"]})
+            await self._form_error(ack, kit.REPLY_BLOCK, NOTICES["empty"])
             return
         try:
             await self.desk.reply(review_id=review_id, actor=str(user), text=text)
+        except ReviewNotFoundError:
+            await self._form_error(ack, kit.REPLY_BLOCK, NOTICES["gone"])
+            return
         except DeliveryError as exc:
-            await ack(
-                response_action="errors",
-                errors={kit.REPLY_BLOCK: NOTICES["reply_failed"].format(error=exc)[:150]},
-            )
+            await self._form_error(ack, kit.REPLY_BLOCK, NOTICES["reply_failed"].format(error=exc))
             return
         await ack()

@@ -25,6 +25,8 @@ REPLY_BLOCK, REPLY_INPUT = "reply", "text"
 MAX_SECTION = 3000  # Slack's limit for a section's text
 MAX_BUTTON = 75  # ... a button's label
 MAX_FALLBACK = 4000  # the notification text; Slack allows more, nobody reads more
+NOTE_PREVIEW = 500  # a note or reply quoted in an alert's history; the item keeps it all
+HISTORY_NOTE_LIMITS = (NOTE_PREVIEW, 200, 60, 0)  # ... shorter while the history does not fit
 SCALE_ROW = 7  # a scale longer than this goes on two rows (NPS 0–5, 6–10)
 CSAT_FACES = {1: "😠", 2: "🙁", 3: "😐", 4: "🙂", 5: "😍"}
 ACTION_WORDS = {"acknowledged": "Acknowledged", "resolved": "Resolved", "replied": "Replied"}
@@ -97,17 +99,51 @@ def render_answered(text: str, label: str | None) -> SlackMessage:
     return {"text": text[:MAX_FALLBACK], "blocks": blocks}
 
 
-def _when(step: ReviewStep) -> str:
+def when(step: ReviewStep) -> str:
+    """When a step was taken, as alerts and notices show it: `2026-11-22 12:01 UTC`."""
     return step.at.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def history_line(step: ReviewStep) -> str:
-    """One line of an alert's history, e.g. `Resolved by <@U1> at 2026-11-22 12:01 UTC: note`."""
+def shorten(text: str, limit: int) -> str:
+    """`text`, cut to at most `limit` characters with "…" when it is longer."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def history_line(step: ReviewStep, note_limit: int = NOTE_PREVIEW) -> str:
+    """One line of an alert's history, e.g. `Resolved by <@U1> at 2026-11-22 12:01 UTC: note`.
+
+    The note is shortened to `note_limit` characters (the full text is stored with the item).
+    """
     word = ACTION_WORDS.get(step.action, step.action.capitalize())
-    line = f"{word} by <@{step.actor}> at {_when(step)}"
-    if step.note:
-        line += f": {escape(step.note)}"
+    line = f"{word} by <@{step.actor}> at {when(step)}"
+    if step.note and note_limit > 0:
+        line += f": {escape(shorten(step.note, note_limit))}"
     return line
+
+
+def history_text(history: Sequence[ReviewStep]) -> str:
+    """An alert's history, one line per step, within Slack's limit for one text.
+
+    Cutting the joined text would hide the latest steps behind one long note, so notes are
+    shortened instead, more as the history grows; a history too long even without notes
+    shows its latest steps and how many earlier ones are left out.
+    """
+    for limit in HISTORY_NOTE_LIMITS:
+        text = "\n".join(history_line(step, limit) for step in history)
+        if len(text) <= MAX_SECTION:
+            return text
+    lines = [history_line(step, 0) for step in history]
+    kept: list[str] = []
+    size = 40  # room for the "earlier steps" line
+    for line in reversed(lines):
+        if size + len(line) + 1 > MAX_SECTION:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    left_out = len(lines) - len(kept)
+    return "\n".join([f"… {left_out} earlier steps not shown", *reversed(kept)])
 
 
 def render_alert(card: ReviewCard) -> SlackMessage:
@@ -133,8 +169,8 @@ def render_alert(card: ReviewCard) -> SlackMessage:
         reasons = "\n".join(f"• {escape(r)}" for r in card.reasons)
         blocks.append(_mrkdwn(f"*Why flagged*\n{reasons}"))
     if card.history:
-        lines = "\n".join(history_line(step) for step in card.history)
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": lines[:3000]}]})
+        lines = history_text(card.history)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": lines}]})
     buttons: list[Block] = []
     value = str(card.review_id)
     if card.status == "open":

@@ -36,7 +36,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypedDict
+from typing import Any, TypedDict
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
@@ -47,7 +47,14 @@ from adapters.telegram_delivery import RetryPolicy, Sleep, call_api
 from adapters.telegram_links import decode_start_payload
 from bot.errors import DeliveryError, RecipientUnreachableError
 from bot.keyed_locks import KeyedLocks
-from bot.messages import ChoiceStyle, IncomingMessage, MessageKind, OutgoingMessage
+from bot.messages import (
+    ChoiceStyle,
+    IncomingMessage,
+    MarkUnreachable,
+    MessageKind,
+    OutgoingMessage,
+    ReportUndelivered,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +92,6 @@ NOTICES: Mapping[str, Mapping[str, str]] = {
 
 Handler = Callable[[IncomingMessage], Awaitable[list[OutgoingMessage]]]
 TelegramApplication = Application[Any, Any, Any, Any, Any, Any]
-
-
-class MarkUnreachable(Protocol):
-    """`Engine.mark_unreachable`'s signature: record that a customer cannot be messaged."""
-
-    def __call__(self, *, channel: str, user_id: str, reason: str) -> Awaitable[None]: ...
 
 
 def notice(key: str, locale: str | None, **values: str) -> str:
@@ -368,7 +369,8 @@ def _remember(store: OrderedDict[Any, Any], key: Any, value: Any) -> None:
 class TelegramChannel:
     """Runs the engine behind a python-telegram-bot `Application` (polling or webhook).
 
-    `handler` has the engine's `handle` signature; `mark_unreachable` its `mark_unreachable`;
+    `handler` has the engine's `handle` signature; `mark_unreachable` and `undelivered` its
+    methods of those names (a block; a reply refused after retries);
     `flow_ids` lists the flows a deep link may name (others start the default flow).
     The caller builds `application` (token, `base_url`, concurrency) and starts it through
     `start_polling` or `start_webhook`, then `stop`.
@@ -380,6 +382,7 @@ class TelegramChannel:
         handler: Handler,
         *,
         mark_unreachable: MarkUnreachable,
+        undelivered: ReportUndelivered,
         flow_ids: Callable[[], Collection[str]] | None = None,
         policy: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -389,6 +392,7 @@ class TelegramChannel:
         self.sender = TelegramSender(application.bot, policy=policy, sleep=sleep)
         self._handler = handler
         self._mark_unreachable = mark_unreachable
+        self._undelivered = undelivered
         self._locks: KeyedLocks[int] = KeyedLocks()
         self._open: OrderedDict[int, _Keyboard] = OrderedDict()  # chat → its one live keyboard
         # (chat, message) whose keyboard we closed → the label chosen there (None: replaced).
@@ -463,7 +467,11 @@ class TelegramChannel:
         """
         try:
             update = Update.de_json(dict(data), self.application.bot)
-        except (KeyError, TypeError, ValueError) as exc:
+            # PTB builds what it is given without checking it (a message without a chat), so
+            # the update is read here once: a malformed one is a bad request now, not a
+            # handling error that Telegram would redeliver for ever.
+            translate_update(update)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a Telegram update: {exc!r}") from None
         self._webhook_errors[update.update_id] = None
         try:
@@ -559,9 +567,16 @@ class TelegramChannel:
                 await self._close_keyboard(chat, previous.message_id)  # one live keyboard
             try:
                 sent = await self.sender.send(reply)
-            except RecipientUnreachableError as exc:
-                await self._unreachable(user_id, str(exc))
-                return  # nothing more to this customer
+            except DeliveryError as exc:
+                # The turn is stored, so Telegram's redelivery of the update would be ignored
+                # as a duplicate: the engine keeps the failure and sends the question again.
+                unreachable = isinstance(exc, RecipientUnreachableError)
+                if unreachable:
+                    self._open.pop(chat, None)
+                await self._undelivered(
+                    channel=CHANNEL, user_id=user_id, reason=str(exc), unreachable=unreachable
+                )
+                return  # later replies would arrive out of order
             if reply.choices:
                 _remember(self._open, chat, _Keyboard(sent.message_id, reply.question_id))
 

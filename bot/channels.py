@@ -76,6 +76,7 @@ def build_telegram_channel(
         application,
         app.engine.handle,
         mark_unreachable=app.engine.mark_unreachable,
+        undelivered=app.engine.undelivered,
         flow_ids=app.catalog.ids,
         policy=policy,
     )
@@ -99,6 +100,11 @@ class ChannelRegistry:
     def register(self, channel: str, deliver: Deliver) -> None:
         """Make `channel` deliverable through `deliver`."""
         self._channels[channel] = deliver
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels registered, in order."""
+        return tuple(self._channels)
 
     def can_deliver(self, channel: str) -> bool:
         """Whether messages to customers on `channel` can be sent from this process."""
@@ -157,6 +163,6 @@ def build_slack_channel(
     return SlackChannel(
         slack_app or build_slack_app(app.settings),
         app.engine.handle,
-        mark_unreachable=app.engine.mark_unreachable,
+        undelivered=app.engine.undelivered,
         policy=policy,
     )

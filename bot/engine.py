@@ -12,13 +12,20 @@ Concurrency: turns of the same customer are serialised inside one process by a p
 lock, and across processes by a row lock on the active conversation (PostgreSQL). Turns of
 different customers run concurrently; database work runs in worker threads so that it never
 blocks the event loop.
+
+Replies are sent by the adapter after the turn committed. One the platform refuses for good is
+reported back (`undelivered`): the conversation is marked, `bot.redelivery` sends the current
+question again, and a customer who writes first gets it instead of having their message taken
+as the answer to a question they never saw.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
@@ -49,12 +56,29 @@ from storage import customers as cust_q
 from storage import flow_versions as flow_q
 from storage.database import transaction
 from storage.inbound import record_inbound_event
+from storage.review_queue import add_delivery_failure
 from storage.reviews import flag_for_review
 from storage.tables import Answer, Conversation, ConversationState, Customer
+
+log = logging.getLogger(__name__)
 
 LATE_COMMENT_QUESTION = "_late_comment"
 MAX_CONTEXT_KEY = 64
 MAX_CONTEXT_VALUE = 256
+# A survey message the platform refused (after the adapter's own retries) is sent again in the
+# background after this long, then with doubling waits up to REDELIVERY_MAX_WAIT, at most
+# REDELIVERY_ATTEMPTS times; the customer's next message brings it back in any case.
+REDELIVERY_FIRST_WAIT = timedelta(seconds=60)
+REDELIVERY_MAX_WAIT = timedelta(hours=1)
+REDELIVERY_ATTEMPTS = 10
+
+
+def redelivery_wait(attempts: int) -> timedelta | None:
+    """How long to wait before background attempt `attempts + 1`; None once they are used up."""
+    if attempts >= REDELIVERY_ATTEMPTS:
+        return None
+    wait: timedelta = REDELIVERY_FIRST_WAIT * 2**attempts
+    return min(wait, REDELIVERY_MAX_WAIT)
 
 
 @dataclass
@@ -145,6 +169,113 @@ class Engine:
             customer = cust_q.upsert_customer(session, channel=channel, external_id=user_id)
             cust_q.set_unreachable(session, customer=customer, reason=reason)
 
+    # -- messages that did not arrive ---------------------------------------------------------
+
+    async def undelivered(
+        self, *, channel: str, user_id: str, reason: str, unreachable: bool = False
+    ) -> None:
+        """A survey message could not reach the customer: keep the failure, plan a resend.
+
+        Adapters call this when the platform refuses a reply for good (after their retries).
+        The turn that produced it is already stored, so a platform retry of the same update
+        would be ignored as a duplicate: instead the current question is sent again in the
+        background, or when the customer next writes (their message then is not taken as an
+        answer to a question they never saw). `unreachable`: they blocked the bot or left;
+        nothing is retried until they write again.
+        """
+        async with self._locks.hold((channel, user_id)):
+            await asyncio.to_thread(self._undelivered, channel, user_id, reason, unreachable)
+
+    def _undelivered(self, channel: str, user_id: str, reason: str, unreachable: bool) -> None:
+        with transaction(self._db) as session:
+            customer = cust_q.upsert_customer(session, channel=channel, external_id=user_id)
+            add_delivery_failure(
+                session, channel=channel, target=user_id, purpose="survey", error=reason
+            )
+            if unreachable:
+                cust_q.set_unreachable(session, customer=customer, reason=reason)
+            conversation = conv_q.active_conversation(session, customer_id=_id(customer))
+            wait = None if unreachable else redelivery_wait(0)
+            if conversation is not None:
+                retry_at = datetime.now(UTC) + wait if wait is not None else None
+                conv_q.mark_undelivered(session, conversation=conversation, redeliver_at=retry_at)
+        if conversation is None:
+            plan = "no survey is open, so nothing is sent again"
+        elif wait is None:
+            plan = "the current question is sent again when they next write"
+        else:
+            plan = "the current question is sent again shortly, or when they next write"
+        log.error(
+            "a survey message to %s customer %s did not arrive: %s; %s",
+            channel,
+            user_id,
+            reason,
+            plan,
+        )
+
+    async def redelivery(self, *, channel: str, user_id: str) -> list[OutgoingMessage]:
+        """The current question again, with a word of apology; [] when nothing is pending."""
+        async with self._locks.hold((channel, user_id)):
+            return await asyncio.to_thread(self._redelivery, channel, user_id)
+
+    def _redelivery(self, channel: str, user_id: str) -> list[OutgoingMessage]:
+        with transaction(self._db) as session:
+            customer = cust_q.get_customer(session, channel=channel, external_id=user_id)
+            if customer is None:
+                return []
+            conversation = conv_q.active_conversation(session, customer_id=_id(customer))
+            if conversation is None or conversation.undelivered_at is None:
+                return []  # they wrote meanwhile, or the survey ended
+            turn = _Turn(
+                session=session,
+                customer=customer,
+                msg=IncomingMessage(channel=channel, user_id=user_id),
+            )
+            turn.say(bot_text("undelivered", conversation.locale))
+            self._ask_current(turn, conversation)
+            return turn.replies
+
+    async def redelivered(
+        self,
+        *,
+        channel: str,
+        user_id: str,
+        error: str | None,
+        unreachable: bool = False,
+        now: datetime | None = None,
+    ) -> None:
+        """Record a background resend: done (`error` None), or failed and when to try again."""
+        moment = now or datetime.now(UTC)
+        async with self._locks.hold((channel, user_id)):
+            await asyncio.to_thread(self._redelivered, channel, user_id, error, unreachable, moment)
+
+    def _redelivered(
+        self, channel: str, user_id: str, error: str | None, unreachable: bool, now: datetime
+    ) -> None:
+        with transaction(self._db) as session:
+            customer = cust_q.get_customer(session, channel=channel, external_id=user_id)
+            if customer is None:
+                return
+            conversation = conv_q.active_conversation(session, customer_id=_id(customer))
+            if conversation is None or conversation.undelivered_at is None:
+                return
+            if error is None:
+                conv_q.clear_undelivered(session, conversation=conversation)
+                return
+            if unreachable:
+                cust_q.set_unreachable(session, customer=customer, reason=error)
+            wait = None if unreachable else redelivery_wait(conversation.redeliver_attempts + 1)
+            retry_at = now + wait if wait is not None else None
+            conv_q.schedule_redelivery(session, conversation=conversation, redeliver_at=retry_at)
+        if retry_at is None:
+            log.error(
+                "gave up sending the current question to %s customer %s again (%s); "
+                "it is sent when they next write",
+                channel,
+                user_id,
+                error,
+            )
+
     def _run_turn(self, msg: IncomingMessage, proactive: bool = False) -> _Turn:
         with transaction(self._db) as session:
             if msg.event_id is not None and not record_inbound_event(
@@ -170,6 +301,10 @@ class Engine:
     def _dispatch(self, turn: _Turn, proactive: bool) -> None:
         msg = turn.msg
         conversation = conv_q.active_conversation(turn.session, customer_id=self._cid(turn))
+        missed = conversation is not None and conversation.undelivered_at is not None
+        if conversation is not None and missed:
+            # Whatever happens in this turn, the customer now hears from the bot again.
+            conv_q.clear_undelivered(turn.session, conversation=conversation)
         if msg.kind == MessageKind.START:
             if proactive and turn.customer.opted_out_at is not None:
                 turn.say(bot_text("still_opted_out", self._locale_of(turn)))
@@ -184,6 +319,16 @@ class Engine:
 
         text, truncated = self._clip(msg.text or "")
         command = detect_command(text) if msg.kind == MessageKind.TEXT else None
+        if (
+            conversation is not None
+            and missed
+            and msg.kind == MessageKind.TEXT
+            and command in (None, Command.SKIP)
+        ):
+            # The question never reached them: this message cannot be its answer.
+            turn.say(bot_text("undelivered", conversation.locale))
+            self._ask_current(turn, conversation)
+            return
         if command == Command.STOP:
             self._opt_out(turn, conversation)
         elif command == Command.START:
@@ -510,6 +655,11 @@ class Engine:
         assert conversation.id is not None
         rows = conv_q.conversation_answers(session, conversation_id=conversation.id)
         return dict(_answer_items(rows))
+
+
+def _id(customer: Customer) -> int:
+    assert customer.id is not None  # stored: upserted or read in this transaction
+    return customer.id
 
 
 def _answer_items(rows: list[Answer]) -> Iterator[tuple[str, AnswerValue]]:

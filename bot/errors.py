@@ -38,6 +38,10 @@ class UnknownFlowError(CxbotError):
     """A flow id that no loaded flow file defines."""
 
 
+class ReviewNotFoundError(CxbotError):
+    """No review item has this id (an alert or a form outlived its item)."""
+
+
 class StorageError(CxbotError):
     """The database cannot be reached or migrated."""
 

@@ -6,9 +6,11 @@ that platform's message (inline keyboard, Block Kit buttons, numbered console li
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 
 class MessageKind(StrEnum):
@@ -104,3 +106,20 @@ class ReviewCard:
     reasons: tuple[str, ...] = ()
     history: tuple[ReviewStep, ...] = ()
     can_reply: bool = True  # False when the customer's channel cannot be written to
+
+
+class MarkUnreachable(Protocol):
+    """`Engine.mark_unreachable`'s signature: record that a customer cannot be messaged."""
+
+    def __call__(self, *, channel: str, user_id: str, reason: str) -> Awaitable[None]: ...
+
+
+class ReportUndelivered(Protocol):
+    """`Engine.undelivered`'s signature: a reply the platform refused after retries.
+
+    `unreachable`: the customer blocked the bot or left, rather than the platform failing.
+    """
+
+    def __call__(
+        self, *, channel: str, user_id: str, reason: str, unreachable: bool = False
+    ) -> Awaitable[None]: ...

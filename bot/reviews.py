@@ -30,7 +30,7 @@ from typing import Protocol
 from sqlalchemy import Engine as DbEngine
 from sqlmodel import Session
 
-from bot.errors import CxbotError, DeliveryError, RateLimitedError
+from bot.errors import DeliveryError, RateLimitedError, ReviewNotFoundError
 from bot.messages import OutgoingMessage, ReviewCard, ReviewStep
 from storage import review_queue as rq
 from storage.database import transaction
@@ -42,10 +42,6 @@ STALE_CLAIM = timedelta(minutes=5)  # a claim older than this belongs to a proce
 FIRST_RETRY = 30.0  # seconds before the first retry of a refused alert; doubles
 MAX_RETRY = 3600.0
 BATCH = 20
-
-
-class ReviewNotFoundError(CxbotError):
-    """No review item has this id."""
 
 
 class ShowAlert(Protocol):
@@ -401,22 +397,36 @@ class ReviewDesk:
         )
         return found[0] if found is not None else None
 
-    async def acknowledge(self, *, review_id: int, actor: str) -> None:
-        """Acknowledge and update the alert in place."""
-        await asyncio.to_thread(
+    async def acknowledge(self, *, review_id: int, actor: str) -> bool:
+        """Acknowledge and update the alert in place; False (nothing stored) when not open.
+
+        Raises ReviewNotFoundError for an id no item has.
+        """
+        changed = await asyncio.to_thread(
             acknowledge, self._db, review_id=review_id, actor=self._actor(actor)
         )
-        await self._refresh(review_id)
+        if changed:
+            await self._refresh(review_id)
+        return changed
 
-    async def resolve(self, *, review_id: int, actor: str, note: str) -> None:
-        """Resolve with a note and update the alert in place."""
-        await asyncio.to_thread(
+    async def resolve(self, *, review_id: int, actor: str, note: str) -> bool:
+        """Resolve with a note and update the alert in place; False when already resolved.
+
+        Nothing is stored then (the caller tells the agent, whose note would be lost otherwise).
+        Raises ReviewNotFoundError for an id no item has.
+        """
+        changed = await asyncio.to_thread(
             resolve, self._db, review_id=review_id, actor=self._actor(actor), note=note
         )
-        await self._refresh(review_id)
+        if changed:
+            await self._refresh(review_id)
+        return changed
 
     async def reply(self, *, review_id: int, actor: str, text: str) -> None:
-        """Deliver a reply to the customer, record it, and update the alert in place."""
+        """Deliver a reply to the customer, record it, and update the alert in place.
+
+        Raises ReviewNotFoundError for an id no item has (nothing is sent then).
+        """
         await reply(
             self._db,
             review_id=review_id,

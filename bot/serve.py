@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from bot.app import App
 from bot.channels import ChannelRegistry, build_telegram_channel, slack_token, telegram_token
 from bot.errors import CxbotError
+from bot.redelivery import Redelivery
 from bot.sentiment_worker import SentimentWorker
 from storage.database import ping
 from web.server import Route, WebServer, build_web_app, telegram_webhook_route
@@ -62,7 +63,8 @@ class Plan:
     services: list[Service] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     channels: list[str] = field(default_factory=list)
-    tasks: list[BackgroundTask] = field(default_factory=list)  # e.g. Slack's alert poster
+    # e.g. Slack's alert poster, the resend of undelivered questions
+    tasks: list[BackgroundTask] = field(default_factory=list)
     registry: ChannelRegistry = field(default_factory=ChannelRegistry)
 
 
@@ -96,6 +98,14 @@ def plan_channels(app: App) -> Plan:
         plan.registry.register("telegram", channel.sender.deliver)
     if slack_token(app.settings) is not None:
         _plan_slack(app, plan)
+    if plan.registry.channels:
+        redelivery = Redelivery(
+            db=app.db,
+            engine=app.engine,
+            deliver=plan.registry.deliver,
+            channels=plan.registry.channels,
+        )
+        plan.tasks.append(BackgroundTask(name="redelivery", run=redelivery.run))
     return plan
 
 

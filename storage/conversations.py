@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from storage.tables import Answer, Conversation, ConversationState, utcnow
+from storage.tables import Answer, Conversation, ConversationState, Customer, utcnow
 
 
 def active_conversation(session: Session, *, customer_id: int) -> Conversation | None:
@@ -125,3 +127,73 @@ def conversation_answers(session: Session, *, conversation_id: int) -> list[Answ
     """Every answer of a conversation, in the order given."""
     stmt = select(Answer).where(Answer.conversation_id == conversation_id).order_by(col(Answer.id))
     return list(session.exec(stmt))
+
+
+def mark_undelivered(
+    session: Session, *, conversation: Conversation, redeliver_at: datetime | None
+) -> None:
+    """Record that the bot's last message did not arrive; try again at `redeliver_at`.
+
+    `redeliver_at=None` leaves it to the customer's next message (no background retry).
+    """
+    if conversation.undelivered_at is None:
+        conversation.undelivered_at = utcnow()
+        conversation.redeliver_attempts = 0
+    conversation.redeliver_at = redeliver_at
+    session.add(conversation)
+    session.flush()
+
+
+def schedule_redelivery(
+    session: Session, *, conversation: Conversation, redeliver_at: datetime | None
+) -> None:
+    """After a failed background attempt: count it, and try again at `redeliver_at` (or never)."""
+    conversation.redeliver_attempts += 1
+    conversation.redeliver_at = redeliver_at
+    session.add(conversation)
+    session.flush()
+
+
+def clear_undelivered(session: Session, *, conversation: Conversation) -> None:
+    """The customer has the current question again (sent, or they wrote): nothing to redeliver."""
+    conversation.undelivered_at = None
+    conversation.redeliver_at = None
+    conversation.redeliver_attempts = 0
+    session.add(conversation)
+    session.flush()
+
+
+def claim_redeliveries(
+    session: Session,
+    *,
+    channels: Sequence[str],
+    now: datetime,
+    hold_until: datetime,
+    limit: int,
+) -> list[tuple[str, str]]:
+    """(channel, customer's platform id) of active surveys on `channels` due a resend, claimed.
+
+    Claiming moves `redeliver_at` to `hold_until`, so another process skips them meanwhile and
+    a process that dies half-way leaves them to be tried again then.
+    """
+    stmt = (
+        select(Conversation, Customer)
+        .join(Customer, col(Customer.id) == col(Conversation.customer_id))
+        .where(
+            Conversation.state == ConversationState.ACTIVE,
+            col(Conversation.channel).in_(channels),
+            col(Conversation.undelivered_at).is_not(None),
+            col(Conversation.redeliver_at).is_not(None),
+            col(Conversation.redeliver_at) <= now,
+        )
+        .order_by(col(Conversation.redeliver_at))
+        .limit(limit)
+        .with_for_update(of=Conversation, skip_locked=True)
+    )
+    claimed: list[tuple[str, str]] = []
+    for conversation, customer in session.exec(stmt).all():
+        conversation.redeliver_at = hold_until
+        session.add(conversation)
+        claimed.append((conversation.channel, customer.external_id))
+    session.flush()
+    return claimed

@@ -90,6 +90,13 @@ class Conversation(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     completed_at: datetime | None = None
+    # Set when the bot's last message in this survey did not reach the customer (the platform
+    # failing after retries): the question is sent again, in the background at `redeliver_at`
+    # (None: only when they next write), or when they write, instead of taking their message as
+    # an answer to a question they never saw.
+    undelivered_at: datetime | None = None
+    redeliver_at: datetime | None = Field(default=None, index=True)
+    redeliver_attempts: int = 0
 
 
 class Answer(SQLModel, table=True):

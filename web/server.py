@@ -87,9 +87,9 @@ def telegram_webhook_route(
 ) -> Route:
     """`POST /telegram/webhook`: check Telegram's secret header, then `feed` the update.
 
-    401 without the header, 403 with a wrong one (compared in constant time), 400 for a body
-    that is not a JSON object or that `feed` rejects with ValueError, 200 once handled. Any
-    other error from `feed` propagates (500), so Telegram delivers the update again.
+    401 without the header, 403 with a wrong one (compared in constant time), 400 and a warning
+    for a body that is not a JSON object or that `feed` rejects with ValueError, 200 once
+    handled. Any other error from `feed` propagates (500), so Telegram delivers it again.
     """
     expected = secret_token.encode()
 
@@ -105,16 +105,23 @@ def telegram_webhook_route(
         try:
             data = json.loads(body)
         except ValueError:
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
+            return _bad_request("body is not JSON")
         if not isinstance(data, dict):
-            return JSONResponse({"error": "body is not a JSON object"}, status_code=400)
+            return _bad_request("body is not a JSON object")
         try:
             await feed(data)
         except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return _bad_request(str(exc))
         return JSONResponse({"ok": True})
 
     return Route(path=path, endpoint=webhook)
+
+
+def _bad_request(reason: str) -> Response:
+    # 400, not 500: Telegram would redeliver a malformed update for ever. One line in the log,
+    # since the operator cannot see the refused update anywhere else.
+    log.warning("Telegram webhook: refused a malformed update (400): %s", reason)
+    return JSONResponse({"error": reason}, status_code=400)
 
 
 class _Server(uvicorn.Server):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,6 +122,39 @@ def test_an_alert_shows_everything_and_only_the_buttons_still_useful() -> None:
     actions = next(b for b in alert["blocks"] if b["type"] == "actions")["elements"]
     assert [a["action_id"] for a in actions] == [kit.RESOLVE_ACTION, kit.REPLY_ACTION]
     assert all(a["value"] == "7" for a in actions)
+
+
+def history_of(card: ReviewCard) -> str:
+    alert = kit.render_alert(card)
+    (context,) = [b for b in alert["blocks"] if b["type"] == "context"]
+    return str(context["elements"][0]["text"])
+
+
+def test_long_notes_are_shortened_so_every_history_line_shows() -> None:
+    at = datetime(2026, 11, 22, 12, 1, tzinfo=UTC)
+    note = "Refund & credit <issued>. " * 115  # 2990 characters, 3680 once escaped
+    steps = (
+        ReviewStep("resolved", "U0AGENT01", at, note),
+        ReviewStep("replied", "U0AGENT02", at, "Sorry & thanks"),
+    )
+    card = ReviewCard(
+        review_id=7, status="resolved", customer="Ann", channel="slack", flow_id="f", history=steps
+    )
+    resolved, replied = history_of(card).split("\n")
+    assert resolved.startswith("Resolved by <@U0AGENT01> at 2026-11-22 12:01 UTC: Refund &amp; ")
+    assert resolved.endswith("…") and len(resolved) < 800  # 500 characters, escaped
+    assert replied == "Replied by <@U0AGENT02> at 2026-11-22 12:01 UTC: Sorry &amp; thanks"
+    # Many long notes: shorter (here: left out), and every step still has its line.
+    many = replace(card, history=(*steps[:1] * 30, steps[1]))
+    lines = history_of(many).split("\n")
+    assert len(lines) == 31 and lines[-1] == "Replied by <@U0AGENT02> at 2026-11-22 12:01 UTC"
+    # Too many steps for one text even so: the latest ones, and a count of the others.
+    endless = replace(card, history=(*steps[:1] * 99, steps[1]))
+    text = history_of(endless)
+    assert len(text) <= kit.MAX_SECTION
+    first, *shown = text.split("\n")
+    assert first == f"… {100 - len(shown)} earlier steps not shown"
+    assert shown[-1] == "Replied by <@U0AGENT02> at 2026-11-22 12:01 UTC"
 
 
 async def test_slack_errors_become_the_projects_errors() -> None:

@@ -15,6 +15,9 @@ import pytest
 from adapters.telegram import TelegramChannel
 from adapters.telegram_links import encode_start_payload
 from bot.app import App, build_app
+from storage.database import transaction
+from storage.review_queue import delivery_failures as stored_failures
+from storage.tables import DeliveryFailure
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.telegram_setup import (
     answers,
@@ -47,6 +50,11 @@ def tg_app(fake: FakeTelegramAPI, tmp_path: Path) -> Iterator[App]:
 async def channel(tg_app: App) -> AsyncIterator[TelegramChannel]:
     async with polling(tg_app) as ch:
         yield ch
+
+
+def delivery_failures(app: App) -> list[DeliveryFailure]:
+    with transaction(app.db) as s:
+        return stored_failures(s)
 
 
 async def start_survey(fake: FakeTelegramAPI, chat: int = ANN) -> int:
@@ -291,17 +299,27 @@ async def test_a_garbled_get_updates_answer_does_not_stop_polling(
     assert fake.texts(ANN) == [INTRO, NPS]
 
 
-async def test_delivery_gives_up_after_its_attempts(
+async def test_delivery_gives_up_after_its_attempts_and_the_question_comes_back(
     fake: FakeTelegramAPI,
     tg_app: App,
     channel: TelegramChannel,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     await start_survey(fake)
-    fake.fail("sendMessage", status=500, times=10, chat_id=ANN)
+    fake.fail("sendMessage", status=500, times=4, chat_id=ANN)
     with caplog.at_level(logging.ERROR):
         fake.send_text(ANN, "9")
-        await fake.wait_for(lambda: "failed after 4 attempts" in caplog.text)
+        await fake.wait_for(lambda: "did not arrive" in caplog.text)
+    assert "failed after 4 attempts" in caplog.text
     assert [c.status for c in fake.requests("sendMessage", chat_id=ANN)[2:]] == [500] * 4
     stored = customer(tg_app)
     assert stored is not None and stored.unreachable_at is None  # not the customer's fault
+    (failure,) = delivery_failures(tg_app)
+    assert (failure.channel, failure.target, failure.purpose) == ("telegram", "42", "survey")
+
+    fake.send_text(ANN, "hello?")  # the answer to a question they never saw? No: it comes back
+    assert (await fake.wait_texts(ANN, 4))[2:] == [
+        "Sorry, my last message didn't reach you. Here it is again:",
+        "Great to hear! What did you like most?",
+    ]
+    assert [(a.question_id, a.value_int) for a in answers(tg_app)] == [("nps", 9)]

@@ -200,3 +200,36 @@ def test_the_command_reports_a_wrong_token(tmp_path: Path) -> None:
         )
     assert run.returncode == 1
     assert "cxbot: error: getMe: Telegram rejected the bot token" in run.stderr
+
+
+async def test_questions_that_did_not_arrive_are_sent_again_through_the_channel(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.redelivery import Redelivery
+    from bot.serve import plan_channels
+
+    with FakeTelegramAPI() as fake:
+        fake.known_chats.add(42)  # the customer has started the bot before
+        app = build_app(telegram_settings(fake, tmp_path, server__port="0"))
+        try:
+            plan = plan_channels(app)
+            (task,) = [t for t in plan.tasks if t.name == "redelivery"]
+            redelivery = task.run.__self__  # type: ignore[attr-defined]
+            assert isinstance(redelivery, Redelivery)
+            await app.engine.begin(channel="telegram", user_id="42")  # its messages are lost
+            await app.engine.undelivered(channel="telegram", user_id="42", reason="timed out")
+            result = await redelivery.redeliver_due(datetime.now(UTC) + timedelta(minutes=2))
+            assert (result.sent, result.failed) == (1, 0)
+            sorry, question = fake.texts(42)
+            assert sorry == "Sorry, my last message didn't reach you. Here it is again:"
+            assert question.startswith("How likely are you to recommend us")
+        finally:
+            app.close()
+
+
+def test_without_channels_nothing_is_sent_again(plain: App) -> None:
+    from bot.serve import plan_channels
+
+    assert [t.name for t in plan_channels(plain).tasks] == []

@@ -160,3 +160,37 @@ def test_unscored_answers_are_per_model_version(db: Engine) -> None:
         assert sentiment.unscored_answers(s, model_version="v1", limit=10) == []
         assert len(sentiment.unscored_answers(s, model_version="v2", limit=10)) == 1
         assert [x.label for x in sentiment.scores_for_answer(s, answer_id=text.id)] == ["negative"]
+
+
+def test_due_redeliveries_are_claimed_once_by_channel(db: Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    first = _conversation(db, "ann", "telegram")
+    second = _conversation(db, "bo", "slack")
+    not_due = _conversation(db, "cy", "telegram")
+    with transaction(db) as s:
+        for conv, at in ((first, now), (second, now), (not_due, now + timedelta(hours=1))):
+            s.add(conv)
+            conversations.mark_undelivered(s, conversation=conv, redeliver_at=at)
+    hold = now + timedelta(minutes=5)
+    with transaction(db) as s:
+        claimed = conversations.claim_redeliveries(
+            s, channels=["telegram"], now=now, hold_until=hold, limit=10
+        )
+    assert claimed == [("telegram", "ann")]
+    with transaction(db) as s:  # held now: nobody else takes it until the hold ends
+        assert conversations.claim_redeliveries(
+            s, channels=["telegram", "slack"], now=now, hold_until=hold, limit=10
+        ) == [("slack", "bo")]
+    with transaction(db) as s:
+        stored = s.get(Conversation, first.id)
+        assert stored is not None and stored.undelivered_at is not None
+        conversations.clear_undelivered(s, conversation=stored)
+    with transaction(db) as s:
+        assert (
+            conversations.claim_redeliveries(
+                s, channels=["telegram"], now=hold, hold_until=hold, limit=10
+            )
+            == []
+        )  # cleared; the other one is not due yet

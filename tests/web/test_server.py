@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -72,9 +73,10 @@ async def test_webhook_refuses_missing_or_wrong_secrets(
 
 
 async def test_webhook_feeds_updates_and_rejects_garbage(
-    webhook_app: Any, fed: list[dict[str, Any]]
+    webhook_app: Any, fed: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
     headers = {TELEGRAM_SECRET_HEADER: SECRET}
+    caplog.set_level(logging.WARNING)
     async with client(webhook_app) as c:
         ok = await c.post("/telegram/webhook", json={"update_id": 5}, headers=headers)
         not_json = await c.post("/telegram/webhook", content=b"{nope", headers=headers)
@@ -83,6 +85,12 @@ async def test_webhook_feeds_updates_and_rejects_garbage(
         wrong_method = await c.get("/telegram/webhook", headers=headers)
     assert (ok.status_code, ok.json()) == (200, {"ok": True})
     assert [not_json.status_code, not_object.status_code, not_update.status_code] == [400] * 3
+    # One line each for the operator, who sees refused updates nowhere else.
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "Telegram webhook: refused a malformed update (400): body is not JSON",
+        "Telegram webhook: refused a malformed update (400): body is not a JSON object",
+        "Telegram webhook: refused a malformed update (400): not a Telegram update",
+    ]
     assert wrong_method.status_code == 405
     assert fed == [{"update_id": 5}]
 

@@ -182,3 +182,27 @@ async def test_an_event_whose_handling_failed_is_handled_when_slack_retries(
     retry = await served.event(start, headers={"X-Slack-Retry-Num": "1"})
     assert retry.status_code == 200
     assert len(fake.posted(DM)) == 2
+
+
+async def test_a_reply_slack_refuses_is_kept_and_comes_back_when_the_customer_writes(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    await served.event(dm_event(ANN, "start"))
+    fake.fail("chat.postMessage", "ratelimited", status=429, retry_after=300, channel=DM)
+    answer = dm_event(ANN, "9", event_id="Ev0LOST0001")
+    assert (await served.event(answer)).status_code == 200  # a retry would be a duplicate
+    assert (await served.event(answer, headers={"X-Slack-Retry-Num": "1"})).status_code == 200
+    assert delivery_failures(served.app) == [
+        ("survey", ANN, f"chat.postMessage to {DM}: Slack asks to wait 300 s (rate limit)")
+    ]
+    lost = fake.requests("chat.postMessage", channel=DM)[-1]
+    assert lost.status == 429 and lost.body["text"] == "Great to hear! What did you like most?"
+
+    await served.event(dm_event(ANN, "hello? anyone there?"))
+    assert fake.texts(DM)[-2:] == [
+        "Sorry, my last message didn't reach you. Here it is again:",
+        "Great to hear! What did you like most?",
+    ]
+    assert answers(served.app, ANN) == [("nps", 9, None)]  # not an answer to an unseen question
+    await served.event(dm_event(ANN, "Quick & kind"))
+    assert answers(served.app, ANN) == [("nps", 9, None), ("liked_most", None, "Quick & kind")]

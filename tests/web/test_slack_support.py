@@ -199,3 +199,122 @@ async def test_reply_reaches_a_telegram_customer(fake: FakeSlackAPI, tmp_path: P
             sent = telegram.requests("sendMessage", chat_id=42)
             assert sent[-1].body["text"] == text
             assert review_events(served.app) == [("replied", f"slack:{AGENT}", text)]
+
+
+def notices_to(fake: FakeSlackAPI, user: str) -> list[str]:
+    return [c.body["text"] for c in fake.requests("chat.postEphemeral", user=user)]
+
+
+async def test_actions_on_a_review_that_does_not_exist_are_refused_clearly(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    alert = await flagged(fake, served)
+    for action in ("cxbot_review_ack", "cxbot_review_resolve", "cxbot_review_reply"):
+        press = block_action(AGENT, ALERTS, alert, action)
+        press["actions"][0]["value"] = "999"  # an alert that outlived its item
+        assert (await served.interact(press)).status_code == 200
+    assert notices_to(fake, AGENT) == ["That flagged reply no longer exists."] * 3
+    assert fake.requests("views.open") == []
+    for callback, values, block in (
+        ("cxbot_resolve", {"note": {"note": "Refunded"}}, "note"),
+        ("cxbot_reply", {"reply": {"text": "Hello"}}, "reply"),
+    ):
+        view = {"type": "modal", "callback_id": callback, "private_metadata": '{"review_id": 999}'}
+        response = await served.interact(view_submission(AGENT, view, values))
+        assert response.status_code == 200
+        assert response.json() == {
+            "response_action": "errors",
+            "errors": {block: "That flagged reply no longer exists."},
+        }
+    assert review_events(served.app) == []
+    assert [i.status for i in review_items(served.app)] == ["open"]
+    assert fake.requests("chat.postMessage", text="Hello") == []
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [None, "not json", "[1]", '{"review_id": "1"}', '{"review_id": true}', '{"other": 1}'],
+)
+async def test_a_form_without_a_readable_review_id_is_refused(
+    fake: FakeSlackAPI, served: Served, metadata: str | None
+) -> None:
+    await flagged(fake, served)
+    view: dict[str, Any] = {"type": "modal", "callback_id": "cxbot_resolve"}
+    if metadata is not None:
+        view["private_metadata"] = metadata
+    response = await served.interact(view_submission(AGENT, view, {"note": {"note": "Done"}}))
+    assert response.status_code == 200
+    assert response.json()["response_action"] == "errors"
+    assert "out of date" in response.json()["errors"]["note"]
+    assert review_events(served.app) == []
+    assert [i.status for i in review_items(served.app)] == ["open"]
+
+
+async def test_a_second_resolve_keeps_its_modal_open_and_names_who_resolved(
+    fake: FakeSlackAPI, tmp_path: Path
+) -> None:
+    other = "U0AGENT02"
+    fake.profiles[AGENT] = {"id": AGENT, "real_name": "Alice Agent", "profile": {}}
+    settings = slack_settings(fake, tmp_path, slack__support_users=f"{AGENT},{other}")
+    async with serving(settings) as served:
+        alert = await flagged(fake, served)
+        # Both agents open the Resolve modal on the same alert, then both submit.
+        await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_resolve"))
+        await served.interact(block_action(other, ALERTS, alert, "cxbot_review_resolve"))
+        first, second = (c.body["view"] for c in fake.requests("views.open"))
+        done = await served.interact(view_submission(AGENT, first, {"note": {"note": "Refunded"}}))
+        late = await served.interact(view_submission(other, second, {"note": {"note": "Called"}}))
+        assert done.text == ""
+        assert late.json()["response_action"] == "errors"
+        error = late.json()["errors"]["note"]
+        assert error.startswith("Already resolved by Alice Agent at ")
+        assert error.endswith("; your note was not saved.")
+        assert review_events(served.app) == [("resolved", f"slack:{AGENT}", "Refunded")]
+
+
+async def test_buttons_of_an_out_of_date_alert_say_what_happened(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    alert = await flagged(fake, served)  # still shows Acknowledge and Resolve
+    await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_resolve"))
+    view = fake.requests("views.open")[0].body["view"]
+    await served.interact(view_submission(AGENT, view, {"note": {"note": "Refunded"}}))
+    for action in ("cxbot_review_ack", "cxbot_review_resolve"):
+        response = await served.interact(block_action(AGENT, ALERTS, alert, action))
+        assert response.status_code == 200
+    notices = notices_to(fake, AGENT)
+    assert len(notices) == 2
+    for notice in notices:
+        assert notice.startswith(f"Flagged reply #1 is already resolved (by <@{AGENT}> at ")
+    assert len(fake.requests("views.open")) == 1  # no second Resolve modal
+    # Replying to the customer of a resolved item is still allowed.
+    await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_reply"))
+    reply_view = fake.requests("views.open")[-1].body["view"]
+    assert reply_view["callback_id"] == "cxbot_reply"
+    await served.interact(view_submission(AGENT, reply_view, {"reply": {"text": "All done"}}))
+    assert review_events(served.app) == [
+        ("resolved", f"slack:{AGENT}", "Refunded"),
+        ("replied", f"slack:{AGENT}", "All done"),
+    ]
+    assert [i.status for i in review_items(served.app)] == ["resolved"]
+
+
+async def test_a_long_resolution_note_leaves_later_history_visible(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    alert = await flagged(fake, served)
+    await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_resolve"))
+    view = fake.requests("views.open")[0].body["view"]
+    note = ("Refund & credit issued. " * 124).strip()  # under the modal's 3000 characters
+    await served.interact(view_submission(AGENT, view, {"note": {"note": note}}))
+    await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_reply"))
+    view = fake.requests("views.open")[-1].body["view"]
+    await served.interact(view_submission(AGENT, view, {"reply": {"text": "We refunded you"}}))
+    now = await alert_shows(fake, f"Replied by <@{AGENT}> at ")
+    (history,) = [b for b in now["blocks"] if b["type"] == "context"]
+    text = history["elements"][0]["text"]
+    assert len(text) <= 3000
+    resolved, replied = text.split("\n")
+    assert resolved.startswith(f"Resolved by <@{AGENT}> at ") and resolved.endswith("…")
+    assert replied.endswith(": We refunded you")
+    assert review_events(served.app)[0] == ("resolved", f"slack:{AGENT}", note)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,48 @@ async def test_an_update_whose_handling_failed_is_handled_when_telegram_retries(
     assert len(fake.texts(ANN)) == 2
 
 
-async def test_a_body_that_is_not_an_update_is_a_bad_request(served: Served) -> None:
-    response = await served.post({"hello": "world"})
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"hello": "world"},
+        {"update_id": 1, "message": "x"},  # PTB's de_json fails with AttributeError
+        {"update_id": 2, "message": [1]},
+        {"update_id": 3, "callback_query": {"id": "q"}},
+        {"update_id": 4, "message": {"message_id": 1, "date": 0, "text": "hi"}},  # no chat
+        {
+            "update_id": 5,
+            "callback_query": {
+                "id": "q",
+                "chat_instance": "c",
+                "data": "a:nps:9",
+                "from": {"id": ANN, "is_bot": False, "first_name": "Ann"},
+                "message": {"message_id": 1, "date": 0, "text": "NPS?"},
+            },
+        },
+    ],
+    ids=[
+        "no-update-id",
+        "message-text",
+        "message-list",
+        "button-fields",
+        "no-chat",
+        "button-no-chat",
+    ],
+)
+async def test_a_body_that_is_not_an_update_is_a_bad_request(
+    fake: FakeTelegramAPI,
+    served: Served,
+    body: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """400, not 500: Telegram would deliver a malformed update again and again."""
+    with caplog.at_level(logging.WARNING):
+        response = await served.post(body)
     assert response.status_code == 400
+    assert response.json()["error"].startswith("not a Telegram update")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("Telegram webhook: refused a malformed update (400): ")
+    assert "\n" not in warnings[0]
+    assert customer(served.app, str(ANN)) is None  # nothing stored
+    assert fake.requests("sendMessage") == [] and fake.requests("answerCallbackQuery") == []
