@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from bot.app import App
 from bot.channels import ChannelRegistry, build_telegram_channel, slack_token, telegram_token
 from bot.errors import CxbotError
+from bot.housekeeping import run_housekeeping
 from bot.redelivery import Redelivery
 from bot.sentiment_worker import SentimentWorker
 from storage.database import ping
@@ -122,9 +123,14 @@ def _plan_slack(app: App, plan: Plan) -> None:
 
 
 def background_tasks(app: App) -> list[BackgroundTask]:
-    """The background work `cxbot serve` runs beside the channels: the sentiment worker."""
+    """The background work `cxbot serve` runs beside the channels: clean-up, sentiment worker."""
+
+    async def housekeeping() -> None:
+        await run_housekeeping(app.db)
+
+    tasks = [BackgroundTask(name="housekeeping", run=housekeeping)]
     if not app.settings.sentiment.enabled:
-        return []
+        return tasks
     worker = SentimentWorker(db=app.db, settings=app.settings)
     app.engine.on_text_answer(worker.nudge)
 
@@ -134,7 +140,7 @@ def background_tasks(app: App) -> list[BackgroundTask]:
         await worker.preload()
         await worker.run()
 
-    return [BackgroundTask(name="sentiment", run=label_text_answers)]
+    return [*tasks, BackgroundTask(name="sentiment", run=label_text_answers)]
 
 
 async def serve(

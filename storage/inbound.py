@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.tables import InboundEvent
 
@@ -23,3 +26,11 @@ def record_inbound_event(session: Session, *, channel: str, event_key: str) -> b
     except IntegrityError:
         return False
     return True
+
+
+def forget_inbound_events(session: Session, *, received_before: datetime) -> int:
+    """Delete the record of events received before `received_before`; how many went."""
+    result = session.execute(
+        delete(InboundEvent).where(col(InboundEvent.received_at) < received_before)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

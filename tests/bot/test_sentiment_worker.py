@@ -138,7 +138,7 @@ def test_serve_runs_the_worker_only_when_enabled(app: App) -> None:
     from bot.config import load_settings
     from bot.serve import background_tasks
 
-    assert [t.name for t in background_tasks(app)] == ["sentiment"]
+    assert [t.name for t in background_tasks(app)] == ["housekeeping", "sentiment"]
     off = load_settings(
         None,
         environ={
@@ -146,4 +146,6 @@ def test_serve_runs_the_worker_only_when_enabled(app: App) -> None:
             "CXBOT_SENTIMENT__ENABLED": "false",
         },
     )
-    assert background_tasks(App(off, app.db, app.catalog, app.engine)) == []
+    assert [t.name for t in background_tasks(App(off, app.db, app.catalog, app.engine))] == [
+        "housekeeping"
+    ]

@@ -1,0 +1,40 @@
+"""Periodic clean-up run by `cxbot serve`: forgetting old platform event ids.
+
+Event ids are kept so that a redelivered update is handled once (`storage.inbound`). Slack
+retries within minutes and Telegram keeps an update for 24 hours, so a few days cover every
+redelivery. Keeping them longer is harmful, not just wasteful: after a week without updates
+Telegram may start its update ids again at a random number, and a new update whose id matches
+a remembered one would be dropped as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine as DbEngine
+
+from storage.database import transaction
+from storage.inbound import forget_inbound_events
+
+log = logging.getLogger(__name__)
+
+EVENT_ID_RETENTION = timedelta(days=3)
+INTERVAL_SECONDS = 3600.0
+
+
+def forget_old_event_ids(db: DbEngine, *, now: datetime | None = None) -> int:
+    """Delete event ids older than `EVENT_ID_RETENTION`; how many were deleted."""
+    cutoff = (now or datetime.now(UTC)) - EVENT_ID_RETENTION
+    with transaction(db) as session:
+        return forget_inbound_events(session, received_before=cutoff)
+
+
+async def run_housekeeping(db: DbEngine, *, interval: float = INTERVAL_SECONDS) -> None:
+    """Clean up now and then every `interval` seconds, until cancelled."""
+    while True:
+        forgotten = await asyncio.to_thread(forget_old_event_ids, db)
+        if forgotten:
+            log.info("forgot %d platform event ids older than %s", forgotten, EVENT_ID_RETENTION)
+        await asyncio.sleep(interval)

@@ -1,0 +1,38 @@
+"""Serve's clean-up: platform event ids are forgotten after a few days, not kept for ever."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import col, select
+
+from bot.app import App
+from bot.housekeeping import EVENT_ID_RETENTION, forget_old_event_ids
+from storage.database import transaction
+from storage.inbound import record_inbound_event
+from storage.tables import InboundEvent
+
+
+def remembered(app: App) -> list[str]:
+    with transaction(app.db) as s:
+        return [e.event_key for e in s.exec(select(InboundEvent).order_by(col(InboundEvent.id)))]
+
+
+def test_event_ids_older_than_the_retention_are_forgotten(any_db_app: App) -> None:
+    now = datetime.now(UTC)
+    with transaction(any_db_app.db) as s:
+        for key, age in (
+            ("tg:1", timedelta(days=10)),
+            ("tg:2", EVENT_ID_RETENTION),
+            ("tg:3", timedelta(hours=1)),
+        ):
+            assert record_inbound_event(s, channel="telegram", event_key=key)
+            event = s.exec(select(InboundEvent).where(InboundEvent.event_key == key)).one()
+            event.received_at = now - age - timedelta(seconds=1)
+            s.add(event)
+    assert forget_old_event_ids(any_db_app.db, now=now) == 2
+    assert remembered(any_db_app) == ["tg:3"]
+    with transaction(any_db_app.db) as s:  # an id Telegram uses again is handled again
+        assert record_inbound_event(s, channel="telegram", event_key="tg:1")
+        assert not record_inbound_event(s, channel="telegram", event_key="tg:3")
+    assert forget_old_event_ids(any_db_app.db, now=now) == 0
