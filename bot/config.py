@@ -33,7 +33,9 @@ DEFAULT_CONFIG_FILE = Path("config.toml")
 # Values people leave in example files; a secret equal to one of these is never a real secret.
 _PLACEHOLDER = re.compile(
     r"^(?:|x+|\*+|\.\.\.|changeme|change[-_ ]me|replace[-_ ]?me|todo|secret|token|"
-    r"your[-_ ].*|<.*>|\$\{.*\}|example.*|dummy|placeholder|xoxb-your-.*|xapp-your-.*)$",
+    r"your[-_ ].*|<.*>|\$\{.*\}|example.*|dummy|placeholder|xoxb-your-.*|xapp-your-.*|"
+    # An ellipsis is never part of a real token: "xoxb-...", "123456:ABC-DEF...".
+    r".*(?:\.\.\.|…).*)$",
     re.IGNORECASE,
 )
 

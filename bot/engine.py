@@ -333,6 +333,11 @@ class Engine:
             self._opt_out(turn, conversation)
         elif command == Command.START:
             self._start(turn, conversation, msg.flow_id, msg.context)
+        elif conversation is None and command in (Command.HELP, Command.SKIP):
+            # Words for the bot, not feedback: never kept as a late comment.
+            if command == Command.HELP:
+                turn.say(bot_text("help", self._locale_of(turn)))
+            self._outside_survey(turn, "", False)
         elif conversation is None:
             self._outside_survey(turn, text, truncated)
         elif command == Command.HELP:

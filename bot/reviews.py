@@ -20,7 +20,6 @@ backoff; a rate limit is waited out. Neither stops serve, and the review item is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from sqlmodel import Session
 
 from bot.errors import DeliveryError, RateLimitedError, ReviewNotFoundError
 from bot.messages import OutgoingMessage, ReviewCard, ReviewStep
+from bot.waiting import wait_for_event
 from storage import review_queue as rq
 from storage.database import transaction
 from storage.tables import ReviewItem, ReviewStatus
@@ -248,8 +248,7 @@ class AlertPoster:
         """Post and update alerts until cancelled."""
         while True:
             await self.sync_pending()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+            await wait_for_event(self._wake, self._poll)
             self._wake.clear()
 
     async def sync_pending(self) -> SyncResult:

@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from bot.config import SentimentSettings, Settings
 from bot.flags import sentiment_flags
+from bot.waiting import wait_for_event
 from nlp.classifier import SentimentClassifier
 from nlp.errors import NlpError
 from storage.conversations import conversation_answers
@@ -82,12 +83,9 @@ class SentimentWorker:
         """Label answers as they come, until cancelled."""
         cfg = self._settings.sentiment
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=cfg.poll_seconds)
+            if await wait_for_event(self._wake, cfg.poll_seconds):
                 # Let a batch fill up: several customers often answer within the same second.
                 await asyncio.sleep(cfg.max_wait_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()
             await self.drain()
 

@@ -81,6 +81,12 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise StorageError(f"cannot use database URL {safe_url(url)}: {exc}") from None
+    except ImportError as exc:
+        # A known dialect whose driver is not installed (mysql:// without mysqlclient).
+        raise StorageError(
+            f"cannot use database URL {safe_url(url)}: its driver is not installed "
+            f"({exc}); cxbot supports SQLite and PostgreSQL (postgresql+psycopg://…)"
+        ) from None
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

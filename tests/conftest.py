@@ -14,8 +14,9 @@ from sqlalchemy.exc import OperationalError
 from bot.app import App, build_app
 from bot.config import Settings, load_settings
 
+# Not a CXBOT_ name: cxbot reads every CXBOT_* variable as configuration and rejects unknown ones.
 PG_ADMIN_URL = os.environ.get(
-    "CXBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 
 
@@ -79,7 +80,7 @@ def any_db_app(database_url: str, tmp_path: Path) -> Iterator[App]:
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's config.toml, CXBOT_* variables or data directory."""
     for name in list(os.environ):
-        if name.startswith("CXBOT_") and name != "CXBOT_TEST_POSTGRES_URL":
+        if name.startswith("CXBOT_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.chdir(tmp_path)

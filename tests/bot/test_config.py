@@ -94,6 +94,12 @@ def test_unknown_key_in_file_is_rejected(tmp_path: Path) -> None:
         load_settings(path, environ={})
 
 
+@pytest.mark.parametrize(("key", "value"), [("bot_token", "xoxb-..."), ("app_token", "xapp-…")])
+def test_slack_tokens_as_the_readme_abbreviates_them_are_rejected(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=rf"\[slack\] {key}: looks like a placeholder"):
+        load_settings(None, environ={f"CXBOT_SLACK__{key.upper()}": value})
+
+
 def test_unknown_environment_key_is_rejected() -> None:
     with pytest.raises(ConfigError, match="CXBOT_DATABASE__URI: unknown key 'uri'"):
         load_settings(None, environ={"CXBOT_DATABASE__URI": "x"})
@@ -103,7 +109,9 @@ def test_unknown_environment_key_is_rejected() -> None:
         load_settings(None, environ={"CXBOT_DATABASE": "x"})
 
 
-@pytest.mark.parametrize("value", ["changeme", "YOUR_TOKEN_HERE", "<token>", "xxx", "..."])
+@pytest.mark.parametrize(
+    "value", ["changeme", "YOUR_TOKEN_HERE", "<token>", "xxx", "...", "123456:ABC-DEF..."]
+)
 def test_placeholder_secrets_are_rejected(value: str) -> None:
     with pytest.raises(ConfigError, match=r"\[telegram\] token: looks like a placeholder"):
         load_settings(None, environ={"CXBOT_TELEGRAM__TOKEN": value})

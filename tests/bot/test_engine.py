@@ -293,6 +293,22 @@ async def test_messages_after_the_thanks_are_kept_as_late_comments(app: App) -> 
     assert ch.pop_all()[0].text.startswith("There's no survey open right now")
 
 
+async def test_help_and_skip_after_the_thanks_are_not_feedback(app: App) -> None:
+    ch = await open_survey(app)
+    for line in ["9", "", "7", "5", ""]:
+        await ch.push(line)
+    stored = len(answers(app))
+    ch.pop_all()
+    await ch.push("help")
+    help_text, no_survey = ch.pop_all()
+    assert help_text.text.startswith("I'm collecting your feedback.")
+    assert no_survey.text.startswith("There's no survey open right now")
+    await ch.push("skip")
+    (reply,) = ch.pop_all()
+    assert reply.text.startswith("There's no survey open right now")
+    assert len(answers(app)) == stored
+
+
 async def test_unsupported_messages_get_a_polite_reply(app: App) -> None:
     ch = await open_survey(app)
     ch.pop_all()

@@ -155,3 +155,9 @@ def test_a_rolled_back_turn_forgets_its_event_id(database_url: str) -> None:
             assert not record_inbound_event(session, channel="telegram", event_key="tg:1")
     finally:
         engine.dispose()
+
+
+def test_a_database_whose_driver_is_not_installed_gives_one_clear_error() -> None:
+    with pytest.raises(StorageError, match="its driver is not installed") as err:
+        open_database("mysql://cxbot:s3cret@127.0.0.1:1/cxbot")
+    assert "s3cret" not in str(err.value)
