@@ -220,12 +220,10 @@ class Engine:
 
     def _redelivery(self, channel: str, user_id: str) -> list[OutgoingMessage]:
         with transaction(self._db) as session:
-            customer = cust_q.get_customer(session, channel=channel, external_id=user_id)
-            if customer is None:
-                return []
-            conversation = conv_q.active_conversation(session, customer_id=_id(customer))
-            if conversation is None or conversation.undelivered_at is None:
+            found = _undelivered_survey(session, channel, user_id)
+            if found is None:
                 return []  # they wrote meanwhile, or the survey ended
+            customer, conversation = found
             turn = _Turn(
                 session=session,
                 customer=customer,
@@ -253,12 +251,10 @@ class Engine:
         self, channel: str, user_id: str, error: str | None, unreachable: bool, now: datetime
     ) -> None:
         with transaction(self._db) as session:
-            customer = cust_q.get_customer(session, channel=channel, external_id=user_id)
-            if customer is None:
+            found = _undelivered_survey(session, channel, user_id)
+            if found is None:
                 return
-            conversation = conv_q.active_conversation(session, customer_id=_id(customer))
-            if conversation is None or conversation.undelivered_at is None:
-                return
+            customer, conversation = found
             if error is None:
                 conv_q.clear_undelivered(session, conversation=conversation)
                 return
@@ -633,8 +629,7 @@ class Engine:
 
     @staticmethod
     def _cid(turn: _Turn) -> int:
-        assert turn.customer.id is not None
-        return turn.customer.id
+        return _id(turn.customer)
 
     def _locale_of(self, turn: _Turn, conversation: Conversation | None = None) -> str:
         if conversation is not None:
@@ -665,6 +660,19 @@ class Engine:
 def _id(customer: Customer) -> int:
     assert customer.id is not None  # stored: upserted or read in this transaction
     return customer.id
+
+
+def _undelivered_survey(
+    session: Session, channel: str, user_id: str
+) -> tuple[Customer, Conversation] | None:
+    """The customer and their active survey whose last message did not arrive, if any."""
+    customer = cust_q.get_customer(session, channel=channel, external_id=user_id)
+    if customer is None:
+        return None
+    conversation = conv_q.active_conversation(session, customer_id=_id(customer))
+    if conversation is None or conversation.undelivered_at is None:
+        return None
+    return customer, conversation
 
 
 def _answer_items(rows: list[Answer]) -> Iterator[tuple[str, AnswerValue]]:
