@@ -1,5 +1,6 @@
 # The two commands of the README:  `make run`  (set up, then chat on the embedded defaults)
-#                                  `make test` (set up, then lint, type-check and run the suite)
+#                                  `make test` (set up, then lint, type-check, check the layers
+#                                               and run the suite)
 PYTHON ?= python3
 # The CPU build of torch; an unpinned torch would pull the CUDA build (several GB).
 TORCH  ?= torch==2.13.0
@@ -7,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench bench-telegram clean
+.PHONY: run test lint typecheck imports pytest bench bench-telegram clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/cxbot chat
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) lint typecheck imports pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -27,6 +28,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The layer rules (which package may import which): contracts in pyproject.toml.
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
@@ -38,4 +43,4 @@ bench-telegram: $(STAMP)
 	$(BIN)/python bench/telegram.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

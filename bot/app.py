@@ -6,12 +6,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine as DbEngine
-
 from bot.config import Settings, load_settings
 from bot.engine import Engine
 from bot.flow_catalog import FlowCatalog
-from storage.database import open_database
+from storage.database import Database, open_database
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +17,7 @@ class App:
     """Everything a command needs, built from one validated Settings."""
 
     settings: Settings
-    db: DbEngine
+    db: Database
     catalog: FlowCatalog
     engine: Engine
 

@@ -141,11 +141,11 @@ def telegram_command(args: argparse.Namespace) -> int:
 
 def _bot_username(settings: Settings) -> str | None:
     from adapters.telegram_delivery import RetryPolicy, call_api
-    from bot.channels import build_telegram_application, telegram_token
+    from bot.channels import build_telegram_bot, telegram_token
 
     if telegram_token(settings) is None:
         return None
-    bot = build_telegram_application(settings, with_updater=False).bot
+    bot = build_telegram_bot(settings)
 
     async def ask() -> str:
         await call_api(bot.initialize, what="getMe", policy=RetryPolicy(attempts=3))

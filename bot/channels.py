@@ -1,32 +1,39 @@
 """Wiring of the chat channels from settings: SDK clients built here, adapters given them.
 
-Adapters never read settings; this module turns `[telegram]` into a python-telegram-bot
-`Application` pointed at `base_url` and `[slack]` into a Bolt `AsyncApp` whose `AsyncWebClient`
-uses `base_url`, and hands them, with the engine, to `adapters.telegram` / `adapters.slack`.
-`ChannelRegistry` delivers to a customer on whichever channel they use.
+Adapters never read settings; this module turns `[telegram]` into a python-telegram-bot `Bot`
+pointed at `base_url` and `[slack]` into a Bolt `AsyncApp` whose `AsyncWebClient` uses
+`base_url`, and hands them to `adapters.telegram` / `adapters.slack` together with the inbox's
+recorder (updates in) — senders (messages out) are handed to the delivery worker.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
 
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
-from telegram.ext import ApplicationBuilder
+from typing import TYPE_CHECKING
 
-from adapters.slack import SlackChannel
-from adapters.slack_delivery import SlackRetryPolicy
-from adapters.telegram import TelegramApplication, TelegramChannel
+from telegram import Bot
+from telegram.request import HTTPXRequest
+
+from adapters.telegram import TelegramChannel, TelegramSender
 from adapters.telegram_delivery import RetryPolicy
 from bot.app import App
 from bot.config import Settings
-from bot.errors import ConfigError, DeliveryError
-from bot.messages import OutgoingMessage
+from bot.errors import ConfigError
+from bot.messages import RecordUpdates
 
-# Updates of different chats handled at once; one chat's updates stay in order regardless.
-TELEGRAM_CONCURRENCY = 64
+if TYPE_CHECKING:  # Slack's SDK is imported when Slack is configured, not before
+    from slack_bolt.async_app import AsyncApp
+
+    from adapters.slack import SlackChannel, SlackSender
+    from adapters.slack_delivery import SlackRetryPolicy
+
+# Connections to the Bot API for sends (getUpdates has its own). Few: the delivery worker has
+# one message in flight, and a large httpx pool costs CPU in its bookkeeping.
+TELEGRAM_POOL = 8
+# Each delivery is tried briefly in line; longer waits are the outbox's (bot.delivery).
+OUTBOX_TELEGRAM_POLICY = RetryPolicy(attempts=2, backoff=0.5, max_retry_after=5.0)
 
 
 def telegram_token(settings: Settings) -> str | None:
@@ -35,13 +42,8 @@ def telegram_token(settings: Settings) -> str | None:
     return token.get_secret_value() if token is not None else None
 
 
-def build_telegram_application(
-    settings: Settings, *, with_updater: bool = True
-) -> TelegramApplication:
-    """A python-telegram-bot Application for the configured bot (not started).
-
-    `with_updater=False` for webhook mode and one-off sends: nothing then polls Telegram.
-    """
+def build_telegram_bot(settings: Settings) -> Bot:
+    """A python-telegram-bot `Bot` for the configured token and `base_url` (not initialised)."""
     token = telegram_token(settings)
     if token is None:
         raise ConfigError(
@@ -51,71 +53,24 @@ def build_telegram_application(
     # Opt in to python-telegram-bot's coming behaviour (time periods as timedelta, which
     # adapters.telegram_delivery reads) instead of a deprecation warning on every rate limit.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
-    builder = (
-        ApplicationBuilder()
-        .token(token)
-        .base_url(settings.telegram.base_url)
-        .concurrent_updates(TELEGRAM_CONCURRENCY)
+    return Bot(
+        token,
+        base_url=settings.telegram.base_url,
+        request=HTTPXRequest(connection_pool_size=TELEGRAM_POOL),
+        get_updates_request=HTTPXRequest(connection_pool_size=1),
     )
-    if not with_updater:
-        builder = builder.updater(None)
-    return builder.build()
 
 
 def build_telegram_channel(
-    app: App,
-    *,
-    application: TelegramApplication | None = None,
-    policy: RetryPolicy | None = None,
+    app: App, record: RecordUpdates, *, bot: Bot | None = None
 ) -> TelegramChannel:
-    """The Telegram channel running `app`'s engine (application built from settings if None)."""
-    if application is None:
-        webhook = app.settings.telegram.mode == "webhook"
-        application = build_telegram_application(app.settings, with_updater=not webhook)
-    return TelegramChannel(
-        application,
-        app.engine.handle,
-        mark_unreachable=app.engine.mark_unreachable,
-        undelivered=app.engine.undelivered,
-        flow_ids=app.catalog.ids,
-        policy=policy,
-    )
+    """The Telegram channel recording into `record` (bot built from settings if None)."""
+    return TelegramChannel(bot or build_telegram_bot(app.settings), record)
 
 
-# -- the channel registry -------------------------------------------------------------------------
-
-Deliver = Callable[[Sequence[OutgoingMessage]], Awaitable[object]]
-
-
-class ChannelRegistry:
-    """Delivery by channel name, so that bot/ can write to a customer wherever they are.
-
-    `cxbot serve` registers each running channel's delivery (Telegram's sender, Slack's DMs);
-    support replies go through `deliver(customer.channel, messages)`.
-    """
-
-    def __init__(self) -> None:
-        self._channels: dict[str, Deliver] = {}
-
-    def register(self, channel: str, deliver: Deliver) -> None:
-        """Make `channel` deliverable through `deliver`."""
-        self._channels[channel] = deliver
-
-    @property
-    def channels(self) -> tuple[str, ...]:
-        """The channels registered, in order."""
-        return tuple(self._channels)
-
-    def can_deliver(self, channel: str) -> bool:
-        """Whether messages to customers on `channel` can be sent from this process."""
-        return channel in self._channels
-
-    async def deliver(self, channel: str, messages: Sequence[OutgoingMessage]) -> None:
-        """Send `messages` on `channel`; DeliveryError when that channel is not running here."""
-        deliver = self._channels.get(channel)
-        if deliver is None:
-            raise DeliveryError(f"the {channel} channel is not configured in this cxbot")
-        await deliver(messages)
+def build_telegram_sender(bot: Bot) -> TelegramSender:
+    """The delivery worker's sender for Telegram."""
+    return TelegramSender(bot, policy=OUTBOX_TELEGRAM_POLICY)
 
 
 # -- Slack ----------------------------------------------------------------------------------------
@@ -139,6 +94,9 @@ def build_slack_app(settings: Settings) -> AsyncApp:
             "Slack is not configured: set [slack] bot_token (or CXBOT_SLACK__BOT_TOKEN) to the "
             "app's Bot User OAuth Token (xoxb-…)"
         )
+    from slack_bolt.async_app import AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
+
     cfg = settings.slack
     http = cfg.mode == "http"
     secret = cfg.signing_secret.get_secret_value() if cfg.signing_secret is not None else ""
@@ -155,14 +113,21 @@ def build_slack_app(settings: Settings) -> AsyncApp:
 
 def build_slack_channel(
     app: App,
+    record: RecordUpdates,
     *,
     slack_app: AsyncApp | None = None,
     policy: SlackRetryPolicy | None = None,
 ) -> SlackChannel:
-    """The Slack channel running `app`'s engine (Bolt app built from settings if None)."""
-    return SlackChannel(
-        slack_app or build_slack_app(app.settings),
-        app.engine.handle,
-        undelivered=app.engine.undelivered,
-        policy=policy,
-    )
+    """The Slack channel recording into `record` (Bolt app built from settings if None)."""
+    from adapters.slack import SlackChannel
+
+    return SlackChannel(slack_app or build_slack_app(app.settings), record, policy=policy)
+
+
+def build_slack_sender(slack_app: AsyncApp) -> SlackSender:
+    """The delivery worker's sender for Slack (DMs through the app's Web API client)."""
+    from adapters.slack import SlackSender
+    from adapters.slack_delivery import SlackRetryPolicy
+
+    policy = SlackRetryPolicy(attempts=2, backoff=0.5, max_retry_after=5.0)
+    return SlackSender(slack_app.client, policy=policy)

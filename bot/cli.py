@@ -26,9 +26,14 @@ from bot.flow_loader import validate_files
 from bot.metrics import build_report, format_report
 from bot.sentiment_worker import SentimentWorker
 from storage.database import transaction
+from storage.errors import StorageError
 from storage.reports import score_answers
+from web.errors import WebServerError
 
 EXIT_OK, EXIT_ERROR = 0, 1
+# What a command reports as one line: bot's own errors, and those of storage/ and web/, which
+# import nothing of bot (the layer contracts in pyproject.toml) and so have their own classes.
+USER_ERRORS = (CxbotError, StorageError, WebServerError)
 log = logging.getLogger("cxbot")
 
 
@@ -197,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers.update(serve=serve_command, invite=invite_command, telegram=telegram_command)
     try:
         return handlers[args.command](args)
-    except CxbotError as exc:
+    except USER_ERRORS as exc:
         print(f"cxbot: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -13,10 +13,11 @@ lock, and across processes by a row lock on the active conversation (PostgreSQL)
 different customers run concurrently; database work runs in worker threads so that it never
 blocks the event loop.
 
-Replies are sent by the adapter after the turn committed. One the platform refuses for good is
-reported back (`undelivered`): the conversation is marked, `bot.redelivery` sends the current
-question again, and a customer who writes first gets it instead of having their message taken
-as the answer to a question they never saw.
+Replies are not sent here: on Telegram and Slack the turn writes them to the outbox in its own
+transaction (`bot.turn_outbox`), and the delivery worker (`bot.delivery`) sends them. A message
+the platform refuses for good marks the survey undelivered; a customer who writes next gets the
+current question again instead of having their message taken as the answer to a question they
+never saw.
 """
 
 from __future__ import annotations
@@ -25,13 +26,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine as DbEngine
-from sqlmodel import Session
-
-from bot import flow_logic
+from bot import flow_logic, survey_machine
 from bot.config import Settings
 from bot.flags import keyword_flags, score_flags
 from bot.flow_catalog import FlowCatalog
@@ -40,23 +37,23 @@ from bot.flow_model import SCORE_TYPES, AnswerValue, Flow, LocalizedText, Questi
 from bot.keyed_locks import KeyedLocks
 from bot.messages import Choice, ChoiceStyle, IncomingMessage, MessageKind, OutgoingMessage
 from bot.parsing import (
-    Command,
     Invalid,
     InvalidReason,
     Parsed,
     ParseResult,
-    detect_command,
     encode_payload,
     parse_answer,
     parse_payload,
 )
+from bot.survey_machine import Action
 from bot.texts import bot_text
+from bot.turn_outbox import closed_press, uses_outbox, write_turn
 from storage import conversations as conv_q
 from storage import customers as cust_q
 from storage import flow_versions as flow_q
-from storage.database import transaction
+from storage.database import Database as DbEngine
+from storage.database import Session, transaction
 from storage.inbound import record_inbound_event
-from storage.review_queue import add_delivery_failure
 from storage.reviews import flag_for_review
 from storage.tables import Answer, Conversation, ConversationState, Customer
 
@@ -65,20 +62,6 @@ log = logging.getLogger(__name__)
 LATE_COMMENT_QUESTION = "_late_comment"
 MAX_CONTEXT_KEY = 64
 MAX_CONTEXT_VALUE = 256
-# A survey message the platform refused (after the adapter's own retries) is sent again in the
-# background after this long, then with doubling waits up to REDELIVERY_MAX_WAIT, at most
-# REDELIVERY_ATTEMPTS times; the customer's next message brings it back in any case.
-REDELIVERY_FIRST_WAIT = timedelta(seconds=60)
-REDELIVERY_MAX_WAIT = timedelta(hours=1)
-REDELIVERY_ATTEMPTS = 10
-
-
-def redelivery_wait(attempts: int) -> timedelta | None:
-    """How long to wait before background attempt `attempts + 1`; None once they are used up."""
-    if attempts >= REDELIVERY_ATTEMPTS:
-        return None
-    wait: timedelta = REDELIVERY_FIRST_WAIT * 2**attempts
-    return min(wait, REDELIVERY_MAX_WAIT)
 
 
 @dataclass
@@ -120,7 +103,7 @@ class Engine:
     async def handle(self, msg: IncomingMessage) -> list[OutgoingMessage]:
         """Process one customer message and return the bot's replies, in order."""
         async with self._locks.hold((msg.channel, msg.user_id)):
-            return self._after(await asyncio.to_thread(self._run_turn, msg))
+            return self.finish_turn(await asyncio.to_thread(self._run_turn, msg))
 
     async def begin(
         self,
@@ -150,197 +133,164 @@ class Engine:
             locale=locale,
         )
         async with self._locks.hold((channel, user_id)):
-            return self._after(await asyncio.to_thread(self._run_turn, msg, True))
+            return self.finish_turn(await asyncio.to_thread(self._run_turn, msg, True))
 
-    def _after(self, turn: _Turn) -> list[OutgoingMessage]:
+    def finish_turn(self, turn: _Turn) -> list[OutgoingMessage]:
+        """After a turn committed: wake the sentiment worker if it stored text; its replies."""
         if turn.stored_text:
-            for listener in self._text_listeners:
-                listener()
+            self.notify_text_listeners()
         return turn.replies
+
+    def notify_text_listeners(self) -> None:
+        """A committed turn stored free text: wake whoever labels it."""
+        for listener in self._text_listeners:
+            listener()
 
     # -- one turn, in a worker thread ---------------------------------------------------------
 
-    async def mark_unreachable(self, *, channel: str, user_id: str, reason: str) -> None:
-        """Record that deliveries to this customer fail for good (e.g. they blocked the bot)."""
-        await asyncio.to_thread(self._mark_unreachable, channel, user_id, reason)
-
-    def _mark_unreachable(self, channel: str, user_id: str, reason: str) -> None:
-        with transaction(self._db) as session:
-            customer = cust_q.upsert_customer(session, channel=channel, external_id=user_id)
-            cust_q.set_unreachable(session, customer=customer, reason=reason)
-
-    # -- messages that did not arrive ---------------------------------------------------------
-
-    async def undelivered(
-        self, *, channel: str, user_id: str, reason: str, unreachable: bool = False
-    ) -> None:
-        """A survey message could not reach the customer: keep the failure, plan a resend.
-
-        Adapters call this when the platform refuses a reply for good (after their retries).
-        The turn that produced it is already stored, so a platform retry of the same update
-        would be ignored as a duplicate: instead the current question is sent again in the
-        background, or when the customer next writes (their message then is not taken as an
-        answer to a question they never saw). `unreachable`: they blocked the bot or left;
-        nothing is retried until they write again.
-        """
-        async with self._locks.hold((channel, user_id)):
-            await asyncio.to_thread(self._undelivered, channel, user_id, reason, unreachable)
-
-    def _undelivered(self, channel: str, user_id: str, reason: str, unreachable: bool) -> None:
-        with transaction(self._db) as session:
-            customer = cust_q.upsert_customer(session, channel=channel, external_id=user_id)
-            add_delivery_failure(
-                session, channel=channel, target=user_id, purpose="survey", error=reason
-            )
-            if unreachable:
-                cust_q.set_unreachable(session, customer=customer, reason=reason)
-            conversation = conv_q.active_conversation(session, customer_id=_id(customer))
-            wait = None if unreachable else redelivery_wait(0)
-            if conversation is not None:
-                retry_at = datetime.now(UTC) + wait if wait is not None else None
-                conv_q.mark_undelivered(session, conversation=conversation, redeliver_at=retry_at)
-        if conversation is None:
-            plan = "no survey is open, so nothing is sent again"
-        elif wait is None:
-            plan = "the current question is sent again when they next write"
-        else:
-            plan = "the current question is sent again shortly, or when they next write"
-        log.error(
-            "a survey message to %s customer %s did not arrive: %s; %s",
-            channel,
-            user_id,
-            reason,
-            plan,
-        )
-
-    async def redelivery(self, *, channel: str, user_id: str) -> list[OutgoingMessage]:
-        """The current question again, with a word of apology; [] when nothing is pending."""
-        async with self._locks.hold((channel, user_id)):
-            return await asyncio.to_thread(self._redelivery, channel, user_id)
-
-    def _redelivery(self, channel: str, user_id: str) -> list[OutgoingMessage]:
-        with transaction(self._db) as session:
-            found = _undelivered_survey(session, channel, user_id)
-            if found is None:
-                return []  # they wrote meanwhile, or the survey ended
-            customer, conversation = found
-            turn = _Turn(
-                session=session,
-                customer=customer,
-                msg=IncomingMessage(channel=channel, user_id=user_id),
-            )
-            turn.say(bot_text("undelivered", conversation.locale))
-            self._ask_current(turn, conversation)
-            return turn.replies
-
-    async def redelivered(
-        self,
-        *,
-        channel: str,
-        user_id: str,
-        error: str | None,
-        unreachable: bool = False,
-        now: datetime | None = None,
-    ) -> None:
-        """Record a background resend: done (`error` None), or failed and when to try again."""
-        moment = now or datetime.now(UTC)
-        async with self._locks.hold((channel, user_id)):
-            await asyncio.to_thread(self._redelivered, channel, user_id, error, unreachable, moment)
-
-    def _redelivered(
-        self, channel: str, user_id: str, error: str | None, unreachable: bool, now: datetime
-    ) -> None:
-        with transaction(self._db) as session:
-            found = _undelivered_survey(session, channel, user_id)
-            if found is None:
-                return
-            customer, conversation = found
-            if error is None:
-                conv_q.clear_undelivered(session, conversation=conversation)
-                return
-            if unreachable:
-                cust_q.set_unreachable(session, customer=customer, reason=error)
-            wait = None if unreachable else redelivery_wait(conversation.redeliver_attempts + 1)
-            retry_at = now + wait if wait is not None else None
-            conv_q.schedule_redelivery(session, conversation=conversation, redeliver_at=retry_at)
-        if retry_at is None:
-            log.error(
-                "gave up sending the current question to %s customer %s again (%s); "
-                "it is sent when they next write",
-                channel,
-                user_id,
-                error,
-            )
-
     def _run_turn(self, msg: IncomingMessage, proactive: bool = False) -> _Turn:
         with transaction(self._db) as session:
-            if msg.event_id is not None and not record_inbound_event(
-                session, channel=msg.channel, event_key=msg.event_id
-            ):
-                # Already handled: a webhook retry or a replay after restart.
-                unsaved = Customer(channel=msg.channel, external_id=msg.user_id)
-                return _Turn(session=session, customer=unsaved, msg=msg)
-            customer = cust_q.upsert_customer(
-                session,
-                channel=msg.channel,
-                external_id=msg.user_id,
-                first_name=msg.first_name,
-                last_name=msg.last_name,
-                locale=msg.locale,
+            return self.turn_in(session, msg, proactive=proactive)
+
+    def turn_in(self, session: Session, msg: IncomingMessage, *, proactive: bool = False) -> _Turn:
+        """One turn inside the caller's transaction: the state change and, on channels with an
+        outbox, the outbox rows of everything it sends (`bot.turn_outbox`).
+
+        The inbox worker calls this in the transaction that claimed the update, so the update,
+        the answer and the replies to send commit together or not at all.
+        """
+        outbox = uses_outbox(msg.channel)
+        locale = msg.locale or self._settings.survey.default_locale
+        if outbox and closed_press(session, msg, locale):
+            # A second tap on buttons already closed: a notice, and no turn.
+            unsaved = Customer(channel=msg.channel, external_id=msg.user_id)
+            return _Turn(session=session, customer=unsaved, msg=msg)
+        sorry = msg.bad_link
+        if (
+            msg.kind == MessageKind.START
+            and msg.flow_id is not None
+            and msg.flow_id not in self._catalog.ids()
+        ):
+            # A link naming a flow that no longer exists: apologise, run the default flow.
+            log.warning("a link names unknown flow %r; starting the default flow", msg.flow_id)
+            msg, sorry = replace(msg, flow_id=None), True
+        turn = self._turn(session, msg, proactive)
+        if sorry and turn.replies:
+            turn.replies.insert(
+                0,
+                OutgoingMessage(
+                    channel=msg.channel,
+                    user_id=msg.user_id,
+                    text=bot_text("bad_link", self._locale_of(turn)),
+                ),
             )
-            if customer.unreachable_at is not None and not proactive:
-                cust_q.set_unreachable(session, customer=customer, reason=None)
-            turn = _Turn(session=session, customer=customer, msg=msg)
-            self._dispatch(turn, proactive)
-            return turn
+        if outbox:
+            write_turn(session, msg, turn.replies)
+        return turn
+
+    def _turn(self, session: Session, msg: IncomingMessage, proactive: bool) -> _Turn:
+        if msg.event_id is not None and not record_inbound_event(
+            session, channel=msg.channel, event_key=msg.event_id
+        ):
+            # Already handled: a webhook retry or a replay after restart.
+            unsaved = Customer(channel=msg.channel, external_id=msg.user_id)
+            return _Turn(session=session, customer=unsaved, msg=msg)
+        customer = cust_q.upsert_customer(
+            session,
+            channel=msg.channel,
+            external_id=msg.user_id,
+            first_name=msg.first_name,
+            last_name=msg.last_name,
+            locale=msg.locale,
+        )
+        if customer.unreachable_at is not None and not proactive:
+            cust_q.set_unreachable(session, customer=customer, reason=None)
+        turn = _Turn(session=session, customer=customer, msg=msg)
+        self._dispatch(turn, proactive)
+        return turn
 
     def _dispatch(self, turn: _Turn, proactive: bool) -> None:
-        msg = turn.msg
-        conversation = conv_q.active_conversation(turn.session, customer_id=self._cid(turn))
-        missed = conversation is not None and conversation.undelivered_at is not None
-        if conversation is not None and missed:
+        """One turn as `bot.survey_machine.TABLE` says: classify it, look up its row, act."""
+        active = conv_q.active_conversation(turn.session, customer_id=self._cid(turn))
+        latest = self._latest_ended(turn, active)
+        text, truncated = self._clip(turn.msg.text or "")
+        state, received = survey_machine.classify(
+            turn.msg.kind,
+            text,
+            proactive=proactive,
+            survey_open=active is not None,
+            undelivered=active is not None and active.undelivered_at is not None,
+            opted_out=turn.customer.opted_out_at is not None,
+            last_completed=latest is not None and latest.state == ConversationState.COMPLETED,
+        )
+        if active is not None and state == survey_machine.State.UNDELIVERED:
             # Whatever happens in this turn, the customer now hears from the bot again.
-            conv_q.clear_undelivered(turn.session, conversation=conversation)
-        if msg.kind == MessageKind.START:
-            if proactive and turn.customer.opted_out_at is not None:
-                turn.say(bot_text("still_opted_out", self._locale_of(turn)))
-                return
-            self._start(turn, conversation, msg.flow_id, msg.context)
-            return
-        if msg.kind == MessageKind.UNSUPPORTED:
-            turn.say(bot_text("unsupported", self._locale_of(turn, conversation)))
-            if conversation is not None:
-                self._ask_current(turn, conversation)
-            return
+            conv_q.clear_undelivered(turn.session, conversation=active)
+        action = survey_machine.row_for(state, received).action
+        self._actions(turn, active, latest, text, truncated)[action]()
 
-        text, truncated = self._clip(msg.text or "")
-        command = detect_command(text) if msg.kind == MessageKind.TEXT else None
-        if (
-            conversation is not None
-            and missed
-            and msg.kind == MessageKind.TEXT
-            and command in (None, Command.SKIP)
-        ):
-            # The question never reached them: this message cannot be its answer.
-            turn.say(bot_text("undelivered", conversation.locale))
-            self._ask_current(turn, conversation)
+    def _latest_ended(self, turn: _Turn, active: Conversation | None) -> Conversation | None:
+        """The latest survey when none is open and the customer did not opt out (FINISHED and
+        NO_SURVEY differ by it); None otherwise, without reading it."""
+        if active is not None or turn.customer.opted_out_at is not None:
+            return None
+        return conv_q.latest_conversation(turn.session, customer_id=self._cid(turn))
+
+    def _actions(
+        self,
+        turn: _Turn,
+        active: Conversation | None,
+        latest: Conversation | None,
+        text: str,
+        truncated: bool,
+    ) -> dict[Action, Callable[[], None]]:
+        """What each action of `bot.survey_machine.TABLE` does in this turn.
+
+        `active` is the open survey, `latest` the customer's latest one when none is open;
+        `text` the message text cut to the length limit (`truncated` says whether it was cut).
+        """
+        msg = turn.msg
+        actions: dict[Action, Callable[[], None]] = {
+            Action.START: lambda: self._start(turn, active, msg.flow_id, msg.context),
+            Action.BEGIN: lambda: self._begin(turn, active),
+            Action.OPT_OUT: lambda: self._opt_out(turn, active),
+            Action.LATE_COMMENT: lambda: self._late_comment(turn, latest, text, truncated),
+            Action.NO_SURVEY: lambda: self._say(turn, "no_survey"),
+            Action.HELP_AND_NO_SURVEY: lambda: self._say(turn, "help", "no_survey"),
+            Action.STILL_OPTED_OUT: lambda: self._say(turn, "still_opted_out"),
+            Action.HELP_AND_STILL_OPTED_OUT: lambda: self._say(turn, "help", "still_opted_out"),
+            Action.UNSUPPORTED: lambda: self._say(turn, "unsupported"),
+        }
+        if active is not None:  # the actions of an open survey
+            survey = active
+            actions |= {
+                Action.ANSWER: lambda: self._answer(turn, survey, text, truncated, skip=False),
+                Action.SKIP: lambda: self._answer(turn, survey, text, truncated, skip=True),
+                # The question never reached them: this message cannot be its answer.
+                Action.RESEND: lambda: self._say_and_ask(turn, survey, "undelivered"),
+                Action.HELP_AND_ASK: lambda: self._say_and_ask(turn, survey, "help"),
+                Action.UNSUPPORTED_AND_ASK: lambda: self._say_and_ask(turn, survey, "unsupported"),
+            }
+        return actions
+
+    def _begin(self, turn: _Turn, active: Conversation | None) -> None:
+        """A survey the customer did not ask for: as `_start`, but never to an opted-out one."""
+        if turn.customer.opted_out_at is not None:
+            # Not in the table (stop closes the open survey), but an invitation must not opt in.
+            self._say(turn, "still_opted_out")
             return
-        if command == Command.STOP:
-            self._opt_out(turn, conversation)
-        elif command == Command.START:
-            self._start(turn, conversation, msg.flow_id, msg.context)
-        elif conversation is None and command in (Command.HELP, Command.SKIP):
-            # Words for the bot, not feedback: never kept as a late comment.
-            if command == Command.HELP:
-                turn.say(bot_text("help", self._locale_of(turn)))
-            self._outside_survey(turn, "", False)
-        elif conversation is None:
-            self._outside_survey(turn, text, truncated)
-        elif command == Command.HELP:
-            turn.say(bot_text("help", conversation.locale))
-            self._ask_current(turn, conversation)
-        else:
-            self._answer(turn, conversation, text, truncated, skip=command == Command.SKIP)
+        self._start(turn, active, turn.msg.flow_id, turn.msg.context)
+
+    def _say(self, turn: _Turn, *keys: str) -> None:
+        """The bot's own texts `keys`, in the customer's language (no survey is open)."""
+        for key in keys:
+            turn.say(bot_text(key, self._locale_of(turn)))
+
+    def _say_and_ask(self, turn: _Turn, conversation: Conversation, *keys: str) -> None:
+        """The bot's own texts `keys` in the survey's language, then its current question."""
+        for key in keys:
+            turn.say(bot_text(key, conversation.locale))
+        self._ask_current(turn, conversation)
 
     # -- starting and stopping ----------------------------------------------------------------
 
@@ -392,14 +342,12 @@ class Engine:
             )
         turn.say(bot_text("opted_out", self._locale_of(turn, conversation)))
 
-    def _outside_survey(self, turn: _Turn, text: str, truncated: bool) -> None:
-        locale = self._locale_of(turn)
-        if turn.customer.opted_out_at is not None:
-            turn.say(bot_text("still_opted_out", locale))
-            return
-        latest = conv_q.latest_conversation(turn.session, customer_id=self._cid(turn))
-        if latest is None or latest.state != ConversationState.COMPLETED or not text:
-            turn.say(bot_text("no_survey", locale))
+    def _late_comment(
+        self, turn: _Turn, latest: Conversation | None, text: str, truncated: bool
+    ) -> None:
+        """Text after the thanks (`latest` is the completed survey); nothing typed: no survey."""
+        if latest is None or not text:
+            self._say(turn, "no_survey")
             return
         # Something said after the thanks is still feedback: keep it with the finished survey.
         answer = conv_q.add_answer(
@@ -660,19 +608,6 @@ class Engine:
 def _id(customer: Customer) -> int:
     assert customer.id is not None  # stored: upserted or read in this transaction
     return customer.id
-
-
-def _undelivered_survey(
-    session: Session, channel: str, user_id: str
-) -> tuple[Customer, Conversation] | None:
-    """The customer and their active survey whose last message did not arrive, if any."""
-    customer = cust_q.get_customer(session, channel=channel, external_id=user_id)
-    if customer is None:
-        return None
-    conversation = conv_q.active_conversation(session, customer_id=_id(customer))
-    if conversation is None or conversation.undelivered_at is None:
-        return None
-    return customer, conversation
 
 
 def _answer_items(rows: list[Answer]) -> Iterator[tuple[str, AnswerValue]]:

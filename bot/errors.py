@@ -42,10 +42,6 @@ class ReviewNotFoundError(CxbotError):
     """No review item has this id (an alert or a form outlived its item)."""
 
 
-class StorageError(CxbotError):
-    """The database cannot be reached or migrated."""
-
-
 class DeliveryError(CxbotError):
     """A message could not be delivered to a channel (adapters raise the subclasses)."""
 

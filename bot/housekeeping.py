@@ -13,9 +13,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine as DbEngine
-
-from storage.database import transaction
+from storage.database import Database, transaction
 from storage.inbound import forget_inbound_events
 
 log = logging.getLogger(__name__)
@@ -24,14 +22,14 @@ EVENT_ID_RETENTION = timedelta(days=3)
 INTERVAL_SECONDS = 3600.0
 
 
-def forget_old_event_ids(db: DbEngine, *, now: datetime | None = None) -> int:
+def forget_old_event_ids(db: Database, *, now: datetime | None = None) -> int:
     """Delete event ids older than `EVENT_ID_RETENTION`; how many were deleted."""
     cutoff = (now or datetime.now(UTC)) - EVENT_ID_RETENTION
     with transaction(db) as session:
         return forget_inbound_events(session, received_before=cutoff)
 
 
-async def run_housekeeping(db: DbEngine, *, interval: float = INTERVAL_SECONDS) -> None:
+async def run_housekeeping(db: Database, *, interval: float = INTERVAL_SECONDS) -> None:
     """Clean up now and then every `interval` seconds, until cancelled."""
     while True:
         forgotten = await asyncio.to_thread(forget_old_event_ids, db)

@@ -3,27 +3,28 @@
 Rules, in order: an opted-out customer is never invited; a customer marked unreachable (blocked
 the bot, or Telegram refused an earlier delivery) is not tried again until they write to the bot;
 a customer surveyed within `[invitations] quiet_days` is left in peace. Otherwise the engine opens
-the survey and the channel delivers its first messages. If the channel refuses (on Telegram a
-customer must have started the bot first), the customer is marked unreachable and the survey that
-never arrived is abandoned, so that it does not count as a survey.
+the survey, writing its first messages to the outbox, and they are delivered at once. If the
+channel refuses (on Telegram a customer must have started the bot first), the customer is marked
+unreachable and the survey that never arrived is abandoned, so that it does not count as one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from bot.app import App
-from bot.errors import CxbotError, DeliveryError, RecipientUnreachableError
-from bot.messages import OutgoingMessage
+from bot.delivery import DeliveryWorker
+from bot.errors import CxbotError, DeliveryError
+from bot.messages import ChannelSender
 from storage.database import transaction
+from storage.outbox import lane_of
 from storage.invitations import InvitationFacts, abandon_active_survey, invitation_facts
 
-Deliver = Callable[[Sequence[OutgoingMessage]], Awaitable[object]]
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
@@ -68,16 +69,18 @@ async def invite(
     *,
     channel: str,
     user_id: str,
-    deliver: Deliver,
+    sender: ChannelSender,
     flow_id: str | None = None,
     context: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> InvitationResult:
-    """Invite one customer to a survey, applying the rules above; `deliver` sends the messages.
+    """Invite one customer to a survey, applying the rules above; `sender` delivers it.
 
-    Raises UnknownFlowError before anything is stored, and DeliveryError when the channel fails
-    for another reason than the customer (after its retries); the survey is then abandoned so
-    that trying again later is not blocked by the quiet period.
+    The survey's first messages are written to the outbox in the survey's own transaction and
+    delivered at once through `sender` (the same delivery worker `cxbot serve` runs). Raises
+    UnknownFlowError before anything is stored; DeliveryError when the channel fails for another
+    reason than the customer — the survey is then abandoned so that trying again later is not
+    blocked by the quiet period — or asks to wait (the messages stay queued for `cxbot serve`).
     """
     flow = app.catalog.get(flow_id or app.settings.flows.default)
     who = f"{channel} user {user_id}"
@@ -88,10 +91,10 @@ async def invite(
     messages = await app.engine.begin(
         channel=channel, user_id=user_id, flow_id=flow.id, context=dict(context or {})
     )
-    try:
-        await deliver(messages)
-    except RecipientUnreachableError as exc:
-        await app.engine.mark_unreachable(channel=channel, user_id=user_id, reason=str(exc))
+    worker = DeliveryWorker(db=app.db, senders={channel: sender})
+    outcomes = await worker.drain([lane_of(channel, user_id)])
+    unreachable = next((o for o in outcomes if o.unreachable), None)
+    if unreachable is not None:
         await asyncio.to_thread(_abandon, app, channel, user_id)
         hint = (
             "; this customer has never written to the bot, and a bot may only message people "
@@ -99,10 +102,19 @@ async def invite(
             if not facts.known and channel == "telegram"
             else ""
         )
-        return InvitationResult(Outcome.UNREACHABLE, f"not sent: {who} is unreachable: {exc}{hint}")
-    except DeliveryError:
+        return InvitationResult(
+            Outcome.UNREACHABLE, f"not sent: {who} is unreachable: {unreachable.error}{hint}"
+        )
+    failed = next((o for o in outcomes if o.status == "failed"), None)
+    if failed is not None:
         await asyncio.to_thread(_abandon, app, channel, user_id)
-        raise
+        raise DeliveryError(f"not sent: {failed.error}")
+    waiting = next((o for o in outcomes if o.status == "retry"), None)
+    if waiting is not None:
+        raise DeliveryError(
+            f"not sent yet: {waiting.error}; the survey stays queued and `cxbot serve` sends it "
+            "when the platform allows"
+        )
     return InvitationResult(
         Outcome.SENT,
         f"sent: survey '{flow.id}' to {who} ({len(messages)} message(s))",
@@ -151,9 +163,9 @@ async def invite_on_telegram(
     context: Mapping[str, str] | None = None,
 ) -> InvitationResult:
     """`invite` through the configured Telegram bot (`[telegram] token`, `base_url`)."""
-    from adapters.telegram import CHANNEL, TelegramSender
+    from adapters.telegram import CHANNEL
     from adapters.telegram_delivery import call_api
-    from bot.channels import build_telegram_application
+    from bot.channels import build_telegram_bot, build_telegram_sender
 
     if not user_id.lstrip("-").isdigit():
         raise CxbotError(
@@ -161,20 +173,15 @@ async def invite_on_telegram(
             "(it is the user_id cxbot stored when they wrote to the bot)"
         )
     app.catalog.get(flow_id or app.settings.flows.default)  # an unknown flow: say so first
-    application = build_telegram_application(app.settings, with_updater=False)
-    sender = TelegramSender(application.bot)
-    await call_api(application.bot.initialize, what="getMe", policy=sender.policy)
+    bot = build_telegram_bot(app.settings)
+    sender = build_telegram_sender(bot)
+    await call_api(bot.initialize, what="getMe", policy=sender.policy)
     try:
         return await invite(
-            app,
-            channel=CHANNEL,
-            user_id=user_id,
-            deliver=sender.deliver,
-            flow_id=flow_id,
-            context=context,
+            app, channel=CHANNEL, user_id=user_id, sender=sender, flow_id=flow_id, context=context
         )
     finally:
-        await application.bot.shutdown()
+        await bot.shutdown()
 
 
 async def invite_on_slack(
@@ -186,20 +193,14 @@ async def invite_on_slack(
 ) -> InvitationResult:
     """`invite` through the configured Slack app: conversations.open, then the first question."""
     from adapters.slack import CHANNEL
-    from bot.channels import build_slack_channel
+    from bot.channels import build_slack_app, build_slack_sender
 
     if not _SLACK_USER.fullmatch(user_id):
         raise CxbotError(
             f"a Slack user id looks like U012ABCDEF (profile → ⋮ → Copy member ID), not {user_id!r}"
         )
     app.catalog.get(flow_id or app.settings.flows.default)  # an unknown flow: say so first
-    channel = build_slack_channel(app)
-    await channel.connect()
+    sender = build_slack_sender(build_slack_app(app.settings))
     return await invite(
-        app,
-        channel=CHANNEL,
-        user_id=user_id,
-        deliver=channel.deliver,
-        flow_id=flow_id,
-        context=context,
+        app, channel=CHANNEL, user_id=user_id, sender=sender, flow_id=flow_id, context=context
     )

@@ -6,11 +6,11 @@ that platform's message (inline keyboard, Block Kit buttons, numbered console li
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class MessageKind(StrEnum):
@@ -38,6 +38,21 @@ class Choice:
 
 
 @dataclass(frozen=True, slots=True)
+class ButtonPress:
+    """A pressed button as the platform showed it: the question message, its text, the label.
+
+    `query_id` is Telegram's callback query (answered to stop the button's spinner); `chat` is
+    the conversation the message sits in where the platform needs it (Slack's DM channel).
+    """
+
+    query_id: str | None = None
+    message_id: str | None = None  # None when the platform no longer shows that message
+    chat: str | None = None
+    message_text: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """A customer's message, whatever the channel.
 
@@ -61,6 +76,10 @@ class IncomingMessage:
     # The platform's id for this delivery (Telegram update_id, Slack event_id): a message whose
     # event_id was already handled is ignored, so redeliveries are processed once.
     event_id: str | None = None
+    # For a BUTTON: where it was pressed (so its question can be closed and the press answered).
+    press: ButtonPress | None = None
+    # For a START from a link that could not be read: the default flow runs, with an apology.
+    bad_link: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +98,86 @@ class OutgoingMessage:
     # Set on the first reply after an answer was accepted (or a question skipped): the id of
     # that question, so that an adapter can close its buttons and show the chosen value.
     answered: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A one-line reply outside any survey (e.g. "private chats only"), or a button's answer."""
+
+    channel: str
+    recipient: str  # a chat the platform can write to (Telegram chat id, Slack user id)
+    text: str
+    query_id: str | None = None  # answer this pressed button with the text instead
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """The platform says the customer can no longer be written to (they blocked the bot)."""
+
+    channel: str
+    user_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """An update cxbot deliberately does nothing with, and why (for the debug log)."""
+
+    reason: str
+
+
+# What one recorded platform update means, as an adapter's pure translation says.
+Inbound = IncomingMessage | Notice | Unreachable | Ignored
+
+
+@dataclass(frozen=True, slots=True)
+class RawUpdate:
+    """A platform update as received, to be recorded in the inbox before it is acknowledged.
+
+    `event_key` is the platform's id for it (duplicates are dropped); `lane` keeps order: the
+    updates of one lane (one customer's chat) are processed one at a time, in arrival order.
+    """
+
+    event_key: str
+    lane: str
+    body: dict[str, Any]
+
+
+class RecordUpdates(Protocol):
+    """`Inbox.record` as an adapter sees it: returns once the updates are durably stored."""
+
+    def __call__(self, updates: Sequence[RawUpdate]) -> Awaitable[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SentRef:
+    """Where the platform keeps a message the bot sent: its id and, on Slack, the DM channel."""
+
+    message_id: str | None
+    chat: str | None = None
+
+
+class ChannelSender(Protocol):
+    """What the delivery worker asks of a channel adapter; each call is one delivery.
+
+    Raises `RecipientUnreachableError`, `RateLimitedError` or `DeliveryError` (bot.errors).
+    """
+
+    async def send(self, message: OutgoingMessage) -> SentRef:
+        """Send a message (with its buttons); where the platform keeps it."""
+        ...
+
+    async def close_question(
+        self, *, user_id: str, sent: SentRef, text: str | None, label: str | None
+    ) -> None:
+        """Take the buttons off a sent question, showing `label` as the answer when given."""
+        ...
+
+    async def answer_button(
+        self, *, user_id: str, query_id: str | None, chat: str | None, text: str | None
+    ) -> None:
+        """Acknowledge a pressed button (stop its spinner), with a short notice if `text`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,20 +205,3 @@ class ReviewCard:
     reasons: tuple[str, ...] = ()
     history: tuple[ReviewStep, ...] = ()
     can_reply: bool = True  # False when the customer's channel cannot be written to
-
-
-class MarkUnreachable(Protocol):
-    """`Engine.mark_unreachable`'s signature: record that a customer cannot be messaged."""
-
-    def __call__(self, *, channel: str, user_id: str, reason: str) -> Awaitable[None]: ...
-
-
-class ReportUndelivered(Protocol):
-    """`Engine.undelivered`'s signature: a reply the platform refused after retries.
-
-    `unreachable`: the customer blocked the bot or left, rather than the platform failing.
-    """
-
-    def __call__(
-        self, *, channel: str, user_id: str, reason: str, unreachable: bool = False
-    ) -> Awaitable[None]: ...

@@ -26,14 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Engine as DbEngine
-from sqlmodel import Session
-
 from bot.errors import DeliveryError, RateLimitedError, ReviewNotFoundError
 from bot.messages import OutgoingMessage, ReviewCard, ReviewStep
 from bot.waiting import wait_for_event
 from storage import review_queue as rq
-from storage.database import transaction
+from storage.database import Database, Session, transaction
 from storage.tables import ReviewItem, ReviewStatus
 
 log = logging.getLogger(__name__)
@@ -69,7 +66,7 @@ def _item(session: Session, review_id: int) -> ReviewItem:
     return item
 
 
-def acknowledge(db: DbEngine, *, review_id: int, actor: str) -> bool:
+def acknowledge(db: Database, *, review_id: int, actor: str) -> bool:
     """Mark an open item acknowledged; False (nothing stored) when it was not open."""
     with transaction(db) as session:
         item = _item(session, review_id)
@@ -81,7 +78,7 @@ def acknowledge(db: DbEngine, *, review_id: int, actor: str) -> bool:
         return True
 
 
-def resolve(db: DbEngine, *, review_id: int, actor: str, note: str) -> bool:
+def resolve(db: Database, *, review_id: int, actor: str, note: str) -> bool:
     """Resolve the item with a note; False (nothing stored) when it was resolved already."""
     with transaction(db) as session:
         item = _item(session, review_id)
@@ -98,7 +95,7 @@ def resolve(db: DbEngine, *, review_id: int, actor: str, note: str) -> bool:
         return True
 
 
-def _recipient(db: DbEngine, review_id: int) -> tuple[str, str]:
+def _recipient(db: Database, review_id: int) -> tuple[str, str]:
     with transaction(db) as session:
         details = rq.review_details(session, review_item_id=review_id)
         if details is None:
@@ -106,7 +103,7 @@ def _recipient(db: DbEngine, review_id: int) -> tuple[str, str]:
         return details.customer.channel, details.customer.external_id
 
 
-async def reply(db: DbEngine, *, review_id: int, actor: str, text: str, deliver: Deliver) -> None:
+async def reply(db: Database, *, review_id: int, actor: str, text: str, deliver: Deliver) -> None:
     """Send `text` to the item's customer on their channel, then record it.
 
     `deliver(channel, messages)` is the channel registry's. A failed delivery is stored as a
@@ -124,7 +121,7 @@ async def reply(db: DbEngine, *, review_id: int, actor: str, text: str, deliver:
     await asyncio.to_thread(_record_reply, db, review_id, actor, text)
 
 
-def _record_reply(db: DbEngine, review_id: int, actor: str, text: str) -> None:
+def _record_reply(db: Database, review_id: int, actor: str, text: str) -> None:
     with transaction(db) as session:
         item = _item(session, review_id)
         status = ReviewStatus.ACKNOWLEDGED if item.status == ReviewStatus.OPEN else None
@@ -134,7 +131,7 @@ def _record_reply(db: DbEngine, review_id: int, actor: str, text: str) -> None:
 
 
 def _store_failure(
-    db: DbEngine, channel: str, target: str, purpose: str, error: str, review_id: int | None
+    db: Database, channel: str, target: str, purpose: str, error: str, review_id: int | None
 ) -> None:
     with transaction(db) as session:
         rq.add_delivery_failure(
@@ -163,7 +160,7 @@ class CardVersion:
 
 
 def review_card(
-    db: DbEngine, *, review_id: int, can_reply: Callable[[str], bool] = lambda _c: True
+    db: Database, *, review_id: int, can_reply: Callable[[str], bool] = lambda _c: True
 ) -> tuple[ReviewCard, CardVersion] | None:
     """The item as an alert shows it, and the version of the item that it shows."""
     with transaction(db) as session:
@@ -225,7 +222,7 @@ class AlertPoster:
     def __init__(
         self,
         *,
-        db: DbEngine,
+        db: Database,
         target: str,
         show: ShowAlert,
         can_reply: Callable[[str], bool] = lambda _c: True,
@@ -363,7 +360,7 @@ class ReviewDesk:
     def __init__(
         self,
         *,
-        db: DbEngine,
+        db: Database,
         support_users: Sequence[str],
         deliver: Deliver,
         poster: AlertPoster | None,

@@ -16,20 +16,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine as DbEngine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
-
 from bot.config import SentimentSettings, Settings
 from bot.flags import sentiment_flags
 from bot.waiting import wait_for_event
 from nlp.classifier import SentimentClassifier
 from nlp.errors import NlpError
 from storage.conversations import conversation_answers
-from storage.database import transaction
-from storage.reviews import flag_for_review
-from storage.sentiment import PendingText, add_score, has_unlabelled_answers, unscored_answers
-from storage.tables import Conversation
+from storage.database import Database, Session, transaction
+from storage.sentiment import (
+    PendingText,
+    add_score_if_new,
+    flag_labelled_answer,
+    has_unlabelled_answers,
+    unscored_answers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class BatchResult:
 class SentimentWorker:
     """Labels unscored free-text answers; `run()` until cancelled, or `drain()` once."""
 
-    def __init__(self, *, db: DbEngine, settings: Settings, loader: Loader | None = None) -> None:
+    def __init__(self, *, db: Database, settings: Settings, loader: Loader | None = None) -> None:
         self._db = db
         self._settings = settings
         self._loader = loader or default_loader(settings.sentiment)
@@ -159,17 +159,14 @@ class SentimentWorker:
         scored = flagged = 0
         with transaction(self._db) as session:
             for item, prediction in zip(pending, predictions, strict=True):
-                try:
-                    with session.begin_nested():
-                        add_score(
-                            session,
-                            answer_id=item.answer_id,
-                            label=prediction.label.value,
-                            confidence=prediction.confidence,
-                            model_id=classifier.model_id,
-                            model_version=classifier.model_version,
-                        )
-                except IntegrityError:
+                if not add_score_if_new(
+                    session,
+                    answer_id=item.answer_id,
+                    label=prediction.label.value,
+                    confidence=prediction.confidence,
+                    model_id=classifier.model_id,
+                    model_version=classifier.model_version,
+                ):
                     continue  # another process labelled it with this model meanwhile
                 scored += 1
                 if self._flag(session, item, prediction.label.value, prediction.confidence):
@@ -191,7 +188,5 @@ class SentimentWorker:
         )
         if not reasons:
             return False
-        conversation = session.get(Conversation, item.conversation_id)
-        assert conversation is not None
-        flag_for_review(session, conversation=conversation, reasons=reasons)
+        flag_labelled_answer(session, item=item, reasons=reasons)
         return True

@@ -21,10 +21,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.app import App
-from bot.channels import ChannelRegistry, build_telegram_channel, slack_token, telegram_token
+from bot.channels import (
+    build_telegram_bot,
+    build_telegram_channel,
+    build_telegram_sender,
+    slack_token,
+    telegram_token,
+)
+from bot.delivery import DeliveryWorker
 from bot.errors import CxbotError
 from bot.housekeeping import run_housekeeping
-from bot.redelivery import Redelivery
+from bot.inbox import Inbox, InboxWorker, Translator
+from bot.messages import ChannelSender
 from bot.sentiment_worker import SentimentWorker
 from storage.database import ping
 from web.server import Route, WebServer, build_web_app, telegram_webhook_route
@@ -59,65 +67,80 @@ class Serving:
 
 @dataclass
 class Plan:
-    """The channels' share of serve: services to start and routes to mount."""
+    """The channels' share of serve: services, routes, and the inbox and outbox workers."""
 
     services: list[Service] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     channels: list[str] = field(default_factory=list)
-    # e.g. Slack's alert poster, the resend of undelivered questions
+    # e.g. Telegram polling, Slack's alert poster, the inbox and delivery workers
     tasks: list[BackgroundTask] = field(default_factory=list)
-    registry: ChannelRegistry = field(default_factory=ChannelRegistry)
+    senders: dict[str, ChannelSender] = field(default_factory=dict)
+    translators: dict[str, Translator] = field(default_factory=dict)
+    delivery: DeliveryWorker | None = None
 
 
-def plan_channels(app: App) -> Plan:
+def plan_channels(app: App, inbox: Inbox | None = None) -> Plan:
     """Services, routes and tasks of every configured channel (each when its token is set)."""
     plan = Plan()
+    inbox = inbox or Inbox(db=app.db)
     if telegram_token(app.settings) is not None:
-        tg = app.settings.telegram
-        channel = build_telegram_channel(app)
-        if tg.mode == "webhook":
-            assert tg.secret_token is not None  # the settings refuse webhook mode without it
-            secret = tg.secret_token.get_secret_value()
-
-            async def start() -> None:
-                await channel.start_webhook(
-                    url=tg.webhook_url,
-                    secret_token=secret,
-                    drop_pending_updates=tg.drop_pending_updates,
-                )
-
-            plan.routes.append(
-                telegram_webhook_route(secret_token=secret, feed=channel.feed_webhook)
-            )
-        else:
-
-            async def start() -> None:
-                await channel.start_polling(drop_pending_updates=tg.drop_pending_updates)
-
-        plan.services.append(Service(name="telegram", start=start, stop=channel.stop))
-        plan.channels.append(f"telegram ({tg.mode})")
-        plan.registry.register("telegram", channel.sender.deliver)
+        _plan_telegram(app, plan, inbox)
     if slack_token(app.settings) is not None:
-        _plan_slack(app, plan)
-    if plan.registry.channels:
-        redelivery = Redelivery(
-            db=app.db,
-            engine=app.engine,
-            deliver=plan.registry.deliver,
-            channels=plan.registry.channels,
+        _plan_slack(app, plan, inbox)
+    if plan.senders:
+        delivery = DeliveryWorker(db=app.db, senders=plan.senders)
+        worker = InboxWorker(
+            db=app.db, engine=app.engine, translators=plan.translators, on_queued=delivery.nudge
         )
-        plan.tasks.append(BackgroundTask(name="redelivery", run=redelivery.run))
+        inbox.on_recorded(worker.nudge)
+        plan.delivery = delivery
+        plan.tasks.append(BackgroundTask(name="inbox", run=worker.run))
+        plan.tasks.append(BackgroundTask(name="delivery", run=delivery.run))
     return plan
 
 
-def _plan_slack(app: App, plan: Plan) -> None:
+def _plan_telegram(app: App, plan: Plan, inbox: Inbox) -> None:
+    from adapters.telegram import CHANNEL, translate_json
+
+    tg = app.settings.telegram
+    bot = build_telegram_bot(app.settings)
+    channel = build_telegram_channel(app, inbox.recorder(CHANNEL), bot=bot)
+    if tg.mode == "webhook":
+        assert tg.secret_token is not None  # the settings refuse webhook mode without it
+        secret = tg.secret_token.get_secret_value()
+
+        async def start() -> None:
+            await channel.start_webhook(
+                url=tg.webhook_url,
+                secret_token=secret,
+                drop_pending_updates=tg.drop_pending_updates,
+            )
+
+        plan.routes.append(telegram_webhook_route(secret_token=secret, feed=channel.feed_webhook))
+    else:
+
+        async def start() -> None:
+            await channel.start_polling(drop_pending_updates=tg.drop_pending_updates)
+
+        plan.tasks.append(BackgroundTask(name="telegram-polling", run=channel.poll))
+    plan.services.append(Service(name="telegram", start=start, stop=channel.stop))
+    plan.channels.append(f"telegram ({tg.mode})")
+    plan.senders[CHANNEL] = build_telegram_sender(bot)
+    plan.translators[CHANNEL] = translate_json
+
+
+def _plan_slack(app: App, plan: Plan, inbox: Inbox) -> None:
+    from adapters.slack import CHANNEL, translate_json
     from bot.slack_serve import SLACK_EVENTS_PATH, plan_slack
 
-    slack = plan_slack(app, plan.registry)
+    slack = plan_slack(app, inbox.recorder(CHANNEL), can_reply=lambda c: c in plan.senders)
     plan.services.append(Service(name="slack", start=slack.start, stop=slack.channel.stop))
     if slack.mode == "http":
         plan.routes.append(Route(path=SLACK_EVENTS_PATH, endpoint=slack.channel.http_endpoint))
     plan.channels.append(f"slack ({slack.mode})")
+    plan.senders[CHANNEL] = slack.sender
+    plan.translators[CHANNEL] = translate_json
+    slack.desk.on_queued(lambda: plan.delivery.nudge() if plan.delivery is not None else None)
     if slack.poster is not None:
         plan.tasks.append(BackgroundTask(name="slack-alerts", run=slack.poster.run))
 

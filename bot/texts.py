@@ -36,6 +36,9 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "unsupported": "Sorry, I can only read text messages and button presses here.",
         "yes": "Yes",
         "no": "No",
+        "already_answered": "Already answered: {label}",
+        "closed": "This question is closed; please use the latest message.",
+        "bad_link": "Sorry, that link is not valid any more, so here is our general survey.",
     },
     "es": {
         "hint_empty": "Por favor, escribe una respuesta.",
@@ -66,6 +69,9 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "unsupported": "Lo siento, aquí solo puedo leer mensajes de texto y botones.",
         "yes": "Sí",
         "no": "No",
+        "already_answered": "Ya respondiste: {label}",
+        "closed": "Esta pregunta ya está cerrada; usa el último mensaje.",
+        "bad_link": "Lo siento, ese enlace ya no es válido; esta es nuestra encuesta general.",
     },
 }
 

@@ -14,11 +14,16 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
-from sqlmodel import Session, create_engine
+from sqlmodel import Session as Session  # re-exported: the type of `transaction`'s sessions
+from sqlmodel import create_engine
 
-from bot.errors import StorageError
+from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
+
+# What the layers above write in their type hints, so that only storage imports SQLAlchemy:
+# an open database (an engine with its pool) and, from `transaction`, a session.
+Database = Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every cxbot process sharing a database.

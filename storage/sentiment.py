@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.tables import Answer, SentimentScore
+from storage.reviews import flag_for_review
+from storage.tables import Answer, Conversation, SentimentScore
 
 TEXT_TYPE = "text"
 
@@ -82,6 +85,44 @@ def add_score(
     session.add(score)
     session.flush()
     return score
+
+
+def add_score_if_new(
+    session: Session,
+    *,
+    answer_id: int,
+    label: str,
+    confidence: float,
+    model_id: str,
+    model_version: str,
+) -> bool:
+    """Store one label unless this model version labelled the answer already; False then.
+
+    Another process may have labelled the same answer meanwhile: only this label is dropped
+    (a savepoint), the rest of the caller's transaction goes on.
+    """
+    try:
+        with session.begin_nested():
+            add_score(
+                session,
+                answer_id=answer_id,
+                label=label,
+                confidence=confidence,
+                model_id=model_id,
+                model_version=model_version,
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def flag_labelled_answer(
+    session: Session, *, item: PendingText, reasons: list[dict[str, Any]]
+) -> None:
+    """Open (or extend) the review item of the conversation that `item`'s answer belongs to."""
+    conversation = session.get(Conversation, item.conversation_id)
+    assert conversation is not None
+    flag_for_review(session, conversation=conversation, reasons=reasons)
 
 
 def scores_for_answer(session: Session, *, answer_id: int) -> list[SentimentScore]:

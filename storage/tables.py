@@ -202,3 +202,80 @@ class DeliveryFailure(SQLModel, table=True):
     review_item_id: int | None = Field(default=None, foreign_key="reviewitem.id", index=True)
     error: str = Field(max_length=512)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class InboxUpdate(SQLModel, table=True):
+    """A platform update, recorded before the platform is told it arrived (the inbox).
+
+    Rows of one `lane` (one customer's chat) are processed one at a time in id order, each in
+    the same transaction as the turn it causes; `processed_at` is set then. A row whose
+    processing failed waits until `retry_at` and is given up (processed, with `last_error`)
+    after a bounded number of attempts, so that one poisonous update cannot stop its lane.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("channel", "event_key", name="uq_inbox_event"),
+        Index(
+            "ix_inbox_pending",
+            "lane",
+            "id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    event_key: str = Field(max_length=128)  # Telegram update_id, Slack event_id / action_ts
+    lane: str = Field(max_length=160)
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    processed_at: datetime | None = None
+    attempts: int = 0
+    retry_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=512)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """Something the bot decided to send, written in the transaction of that decision.
+
+    `kind`: `message` (a text, maybe with buttons), `close` (show the chosen answer on an
+    earlier question and take its buttons away; `body.ref` is that question's row), `button`
+    (answer a pressed button: stop its spinner, maybe with a short notice). The delivery worker
+    sends the rows of one `lane` in id order, records the platform's ids, and retries with
+    bounded backoff; `claimed_by` / `claimed_until` say which process is sending one now.
+    """
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending",
+            "lane",
+            "id",
+            sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
+        Index("ix_outbox_platform_message", "lane", "platform_message_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    recipient: str = Field(max_length=128)  # the customer's platform id (chat id, user id)
+    lane: str = Field(max_length=160)
+    kind: str = Field(max_length=16)
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    question_id: str | None = Field(default=None, max_length=64)  # its buttons answer this
+    purpose: str = Field(default="survey", max_length=32)  # survey / review_reply / notice
+    review_item_id: int | None = Field(default=None, foreign_key="reviewitem.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    not_before: datetime = Field(default_factory=utcnow)
+    attempts: int = 0
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_until: datetime | None = None
+    sent_at: datetime | None = None
+    failed_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=512)
+    platform_message_id: str | None = Field(default=None, max_length=64)
+    platform_chat: str | None = Field(default=None, max_length=64)  # Slack: the DM's channel id
+    # For a question with buttons: when its buttons were closed, and the answer chosen there.
+    closed_at: datetime | None = None
+    chosen_label: str | None = Field(default=None, max_length=128)

@@ -22,7 +22,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from bot.errors import CxbotError
+from web.errors import WebServerError
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _bind(host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
-        raise CxbotError(
+        raise WebServerError(
             f"cannot listen on {host}:{port} ([server] host/port): {exc.strerror or exc}"
         ) from None
 
@@ -175,9 +175,9 @@ class WebServer:
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # raises what went wrong
-                raise CxbotError(f"the web server on {self.url} stopped during start-up")
+                raise WebServerError(f"the web server on {self.url} stopped during start-up")
             if asyncio.get_running_loop().time() > deadline:
-                raise CxbotError(f"the web server on {self.url} did not start in {timeout:g} s")
+                raise WebServerError(f"the web server on {self.url} did not start in {timeout:g} s")
             await asyncio.sleep(0.01)
         log.info("serving HTTP on %s", self.url)
 

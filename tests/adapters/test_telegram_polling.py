@@ -1,4 +1,5 @@
-"""Telegram by long polling: the real python-telegram-bot Application against the fake Bot API.
+"""Telegram by long polling: the real python-telegram-bot Bot against the fake Bot API, with
+the inbox and delivery workers that `cxbot serve` runs.
 
 Each test pushes updates as Telegram would and asserts on what the bot sent (texts, keyboards,
 callback answers, edits) and on what was stored.
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from adapters.telegram import TelegramChannel
 from adapters.telegram_links import encode_start_payload
 from bot.app import App, build_app
 from storage.database import transaction
@@ -20,6 +20,7 @@ from storage.review_queue import delivery_failures as stored_failures
 from storage.tables import DeliveryFailure
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.telegram_setup import (
+    Pipeline,
     answers,
     conversations,
     customer,
@@ -47,7 +48,7 @@ def tg_app(fake: FakeTelegramAPI, tmp_path: Path) -> Iterator[App]:
 
 
 @pytest.fixture
-async def channel(tg_app: App) -> AsyncIterator[TelegramChannel]:
+async def channel(tg_app: App) -> AsyncIterator[Pipeline]:
     async with polling(tg_app) as ch:
         yield ch
 
@@ -65,7 +66,7 @@ async def start_survey(fake: FakeTelegramAPI, chat: int = ANN) -> int:
 
 
 async def test_full_survey_with_buttons_and_typing(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     nps_id = await start_survey(fake)
     intro, nps = fake.sent(ANN)
@@ -117,7 +118,7 @@ async def test_full_survey_with_buttons_and_typing(
 
 
 async def test_double_tap_stores_once_and_only_answers_the_second_tap(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     nps_id = await start_survey(fake)
     # Two taps before the bot had a chance to edit the keyboard away: one getUpdates batch.
@@ -134,7 +135,7 @@ async def test_double_tap_stores_once_and_only_answers_the_second_tap(
 
 
 async def test_deep_link_starts_the_named_flow_with_its_context(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     payload = encode_start_payload("post_purchase", {"order_id": "A-1001"})
     fake.send_text(ANN, f"/start {payload}")
@@ -154,7 +155,7 @@ async def test_deep_link_starts_the_named_flow_with_its_context(
 
 @pytest.mark.parametrize("payload", ["retired_flow", "not%a*payload"])
 async def test_unknown_or_broken_deep_links_apologise_and_run_the_default_flow(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel, payload: str
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline, payload: str
 ) -> None:
     fake.send_text(ANN, f"/start {payload}")
     texts = await fake.wait_texts(ANN, 3)
@@ -167,7 +168,7 @@ async def test_unknown_or_broken_deep_links_apologise_and_run_the_default_flow(
 
 
 async def test_the_same_update_delivered_twice_is_handled_once(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     await start_survey(fake)
     update = fake.send_text(ANN, "9")
@@ -194,7 +195,7 @@ async def test_the_same_update_delivered_twice_is_handled_once(
     ],
 )
 async def test_unsupported_content_gets_a_polite_reply_and_the_question_again(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel, content: dict[str, object]
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline, content: dict[str, object]
 ) -> None:
     await start_survey(fake)
     fake.push(fake.message(ANN, None, **content))
@@ -204,7 +205,7 @@ async def test_unsupported_content_gets_a_polite_reply_and_the_question_again(
 
 
 async def test_edited_messages_are_ignored(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     await start_survey(fake)
     fake.push(fake.message(ANN, "3", edited=True), fake.message(ANN, "10"))
@@ -214,7 +215,7 @@ async def test_edited_messages_are_ignored(
 
 
 async def test_group_chats_get_one_line_and_nothing_is_stored(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     group = -1001234
     fake.push(
@@ -227,7 +228,7 @@ async def test_group_chats_get_one_line_and_nothing_is_stored(
 
 
 async def test_a_customer_who_blocked_the_bot_is_marked_unreachable_and_not_retried(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     await start_survey(fake)
     fake.block(ANN)
@@ -244,7 +245,7 @@ async def test_a_customer_who_blocked_the_bot_is_marked_unreachable_and_not_retr
 
 
 async def test_blocking_the_bot_is_recorded_from_the_membership_update(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     await start_survey(fake)
     bot = {"id": 123456789, "is_bot": True, "first_name": "CX Bot"}
@@ -265,7 +266,7 @@ async def test_blocking_the_bot_is_recorded_from_the_membership_update(
 
 
 async def test_rate_limit_is_waited_out(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     await start_survey(fake)
     fake.fail("sendMessage", status=429, retry_after=0.2, chat_id=ANN)
@@ -278,7 +279,7 @@ async def test_rate_limit_is_waited_out(
 
 
 async def test_server_errors_and_garbled_answers_are_retried_with_backoff(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     await start_survey(fake)
     fake.fail("sendMessage", status=500, chat_id=ANN)
@@ -292,7 +293,7 @@ async def test_server_errors_and_garbled_answers_are_retried_with_backoff(
 
 
 async def test_a_garbled_get_updates_answer_does_not_stop_polling(
-    fake: FakeTelegramAPI, tg_app: App, channel: TelegramChannel
+    fake: FakeTelegramAPI, tg_app: App, channel: Pipeline
 ) -> None:
     fake.fail("getUpdates", raw=b"<html>bad gateway</html>")
     await start_survey(fake)  # PTB waits a second after the failure, then polls again
@@ -302,16 +303,17 @@ async def test_a_garbled_get_updates_answer_does_not_stop_polling(
 async def test_delivery_gives_up_after_its_attempts_and_the_question_comes_back(
     fake: FakeTelegramAPI,
     tg_app: App,
-    channel: TelegramChannel,
+    channel: Pipeline,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     await start_survey(fake)
-    fake.fail("sendMessage", status=500, times=4, chat_id=ANN)
+    # FAST tries each send 4 times in line; FAST_SCHEDULE gives the outbox 3 attempts.
+    fake.fail("sendMessage", status=500, times=12, chat_id=ANN)
     with caplog.at_level(logging.ERROR):
         fake.send_text(ANN, "9")
-        await fake.wait_for(lambda: "did not arrive" in caplog.text)
+        await fake.wait_for(lambda: "gave up sending outbox message" in caplog.text)
     assert "failed after 4 attempts" in caplog.text
-    assert [c.status for c in fake.requests("sendMessage", chat_id=ANN)[2:]] == [500] * 4
+    assert [c.status for c in fake.requests("sendMessage", chat_id=ANN)[2:]] == [500] * 12
     stored = customer(tg_app)
     assert stored is not None and stored.unreachable_at is None  # not the customer's fault
     (failure,) = delivery_failures(tg_app)

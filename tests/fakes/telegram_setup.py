@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlmodel import col, select
 
-from adapters.telegram import TelegramChannel
+from adapters.telegram import CHANNEL, TelegramChannel, TelegramSender, translate_json
 from adapters.telegram_delivery import RetryPolicy
 from bot.app import App
-from bot.channels import build_telegram_channel
+from bot.channels import build_telegram_bot
+from bot.delivery import DeliveryWorker, RetrySchedule
+from bot.inbox import Inbox, InboxWorker
 from bot.config import Settings, load_settings
 from storage.database import transaction
 from storage.tables import Answer, Conversation, Customer
@@ -34,14 +38,54 @@ def telegram_settings(fake: FakeTelegramAPI, tmp_path: Path, **extra: str) -> Se
     return load_settings(None, environ=environ)
 
 
+# Quick outbox retries too.
+FAST_SCHEDULE = RetrySchedule(first=0.05, longest=0.2, attempts=3)
+
+
+@dataclass
+class Pipeline:
+    """The Telegram channel with serve's inbox and delivery workers, as a test runs them."""
+
+    channel: TelegramChannel
+    inbox: InboxWorker
+    delivery: DeliveryWorker
+
+
 @asynccontextmanager
-async def polling(app: App, *, policy: RetryPolicy = FAST) -> AsyncIterator[TelegramChannel]:
-    """The app's Telegram channel, long polling the fake until the block ends."""
-    channel = build_telegram_channel(app, policy=policy)
-    await channel.start_polling(poll_timeout=1)
+async def polling(
+    app: App, *, policy: RetryPolicy = FAST, schedule: RetrySchedule = FAST_SCHEDULE
+) -> AsyncIterator[Pipeline]:
+    """The app's Telegram channel long polling the fake, with the inbox and delivery workers
+    that `cxbot serve` runs beside it, until the block ends."""
+    inbox = Inbox(db=app.db)
+    bot = build_telegram_bot(app.settings)
+    channel = TelegramChannel(bot, inbox.recorder(CHANNEL), poll_timeout=1)
+    delivery = DeliveryWorker(
+        db=app.db,
+        senders={CHANNEL: TelegramSender(bot, policy=policy)},
+        schedule=schedule,
+        poll_seconds=0.05,
+    )
+    worker = InboxWorker(
+        db=app.db,
+        engine=app.engine,
+        translators={CHANNEL: translate_json},
+        on_queued=delivery.nudge,
+        poll_seconds=0.05,
+    )
+    inbox.on_recorded(worker.nudge)
+    await channel.start_polling()
+    tasks = [
+        asyncio.create_task(channel.poll()),
+        asyncio.create_task(worker.run()),
+        asyncio.create_task(delivery.run()),
+    ]
     try:
-        yield channel
+        yield Pipeline(channel=channel, inbox=worker, delivery=delivery)
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await channel.stop()
 
 

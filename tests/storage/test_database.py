@@ -12,7 +12,6 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
-from bot.errors import StorageError
 from storage import conversations, customers, flow_versions
 from storage.database import (
     MIGRATIONS_DIR,
@@ -22,6 +21,7 @@ from storage.database import (
     safe_url,
     transaction,
 )
+from storage.errors import StorageError
 from storage.tables import ConversationState
 
 

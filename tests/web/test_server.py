@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.errors import CxbotError
+from web.errors import WebServerError
 from web.server import (
     TELEGRAM_SECRET_HEADER,
     WebServer,
@@ -126,7 +126,7 @@ async def test_a_busy_port_is_one_clear_error() -> None:
     await first.start()
     try:
         second = WebServer(build_web_app(), host="127.0.0.1", port=first.port)
-        with pytest.raises(CxbotError, match=rf"cannot listen on 127.0.0.1:{first.port}"):
+        with pytest.raises(WebServerError, match=rf"cannot listen on 127.0.0.1:{first.port}"):
             await second.start()
     finally:
         await first.stop()

@@ -1,0 +1,308 @@
+"""The delivery worker: sends the outbox, in order per recipient, and records what happened.
+
+One pass claims the oldest unsent row of each lane that is due (`storage.outbox.claim_due`),
+sends it through the channel's `ChannelSender` outside any transaction, and records the result:
+
+- sent: the platform's message id is kept (a later button press or edit refers to it);
+- `RateLimitedError`: tried again when the platform says (the lane waits, others go on);
+- other `DeliveryError`: tried again with doubling waits (`RETRY`), then given up;
+- `RecipientUnreachableError`, or retries used up: given up at once. A survey message given up
+  is kept as a delivery failure, the customer marked unreachable when the platform says so, and
+  the survey marked undelivered: when the customer writes next, the current question comes
+  again instead of their message being taken as its answer.
+
+Button answers and closing old buttons are cosmetic: one that fails is logged and dropped.
+
+**The one window for a repeat.** A message sent whose result was not yet recorded when the
+process died is sent again after the restart (its claim is released once the dead process is
+known gone: at once on the same host, after `lease` elsewhere). By default one message is in
+flight per process (`max_in_flight`), so a crash repeats at most one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.errors import DeliveryError, RateLimitedError, RecipientUnreachableError
+from bot.messages import ChannelSender, SentRef
+from bot.turn_outbox import message_from_body
+from bot.waiting import wait_for_event
+from storage import conversations as conv_q
+from storage import customers as cust_q
+from storage import outbox as out_q
+from storage.database import Database, transaction
+from storage.review_queue import add_delivery_failure
+from storage.tables import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """How long a lane waits after a failed send: doubling from `first`, at most `attempts`.
+
+    The one retry policy for every platform: adapters try each call once (or briefly) and the
+    outbox does the waiting, so no customer's turn waits on a slow platform.
+    """
+
+    first: float = 2.0
+    longest: float = 300.0
+    attempts: int = 8
+
+    def wait(self, attempts: int) -> float | None:
+        """Seconds before attempt `attempts + 1`; None once they are used up."""
+        if attempts >= self.attempts:
+            return None
+        return float(min(self.first * 2 ** max(attempts - 1, 0), self.longest))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one delivery attempt did."""
+
+    row_id: int
+    status: str  # sent / retry / failed / dropped
+    error: str | None = None
+    unreachable: bool = False  # the platform says the recipient cannot be written to
+
+
+def worker_name() -> str:
+    """This process's name on its claims: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_on_this_host(worker: str) -> bool:
+    """Whether `worker` names a process of this host that no longer runs."""
+    host, _, rest = worker.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class DeliveryWorker:
+    """Sends the outbox of the channels in `senders` until cancelled (`run`).
+
+    Several processes may run one each on PostgreSQL: a row is claimed by one of them.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        senders: Mapping[str, ChannelSender],
+        schedule: RetrySchedule | None = None,
+        lease: timedelta = timedelta(seconds=120),
+        max_in_flight: int = 1,
+        poll_seconds: float = 1.0,
+        on_sent: Callable[[], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._senders = dict(senders)
+        self._schedule = schedule or RetrySchedule()
+        self._lease = lease
+        self._max_in_flight = max(1, max_in_flight)
+        self._poll = poll_seconds
+        self._on_sent = on_sent
+        self.name = worker_name()
+        self._wake = asyncio.Event()
+        self._busy_lanes: set[str] = set()
+
+    def nudge(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled; claims left by dead processes on this host are taken over."""
+        await asyncio.to_thread(self.release_dead_claims)
+        passes = 0
+        while True:
+            done = await self.deliver_due()
+            passes += 1
+            if passes % 200 == 0:
+                await asyncio.to_thread(self.release_dead_claims)
+            if not done:
+                await wait_for_event(self._wake, self._poll)
+                self._wake.clear()
+
+    def release_dead_claims(self) -> int:
+        """Release claims of processes of this host that died; how many rows were freed."""
+        with transaction(self._db) as session:
+            dead = [w for w in out_q.claim_holders(session) if _dead_on_this_host(w)]
+            freed = out_q.release_claims(session, workers=dead)
+        if freed:
+            log.warning("took over %d outbox messages claimed by stopped processes", freed)
+        return freed
+
+    async def deliver_due(self, lanes: Collection[str] | None = None) -> list[Outcome]:
+        """One pass: claim what is due (of `lanes` only, if given), send it, record it."""
+        rows = await asyncio.to_thread(self._claim, lanes)
+        if not rows:
+            return []
+        outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
+        return list(outcomes)
+
+    async def drain(self, lanes: Collection[str], *, timeout: float = 30.0) -> list[Outcome]:
+        """Deliver everything queued for `lanes` now (`cxbot invite`); what each attempt did."""
+        outcomes: list[Outcome] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            done = await self.deliver_due(lanes)
+            outcomes.extend(done)
+            if done and all(o.status == "retry" for o in done):
+                break  # the platform asked to wait: the worker of `cxbot serve` goes on later
+            if not done:
+                if not await asyncio.to_thread(self._pending, lanes):
+                    break
+                await asyncio.sleep(0.05)  # claimed by another process, or not yet due
+        return outcomes
+
+    # -- claiming and recording, in worker threads ---------------------------------------------
+
+    def _claim(self, lanes: Collection[str] | None) -> list[OutboxMessage]:
+        with transaction(self._db) as session:
+            return out_q.claim_due(
+                session,
+                worker=self.name,
+                lease=self._lease,
+                limit=self._max_in_flight,
+                channels=tuple(self._senders),
+                lanes=lanes,
+            )
+
+    def _pending(self, lanes: Collection[str]) -> int:
+        with transaction(self._db) as session:
+            return out_q.pending_in_lanes(session, lanes=lanes)
+
+    def _sent(self, row: OutboxMessage, ref: SentRef | None) -> None:
+        with transaction(self._db) as session:
+            out_q.record_sent(
+                session,
+                message_id=_id(row),
+                platform_message_id=ref.message_id if ref is not None else None,
+                platform_chat=ref.chat if ref is not None else None,
+            )
+
+    def _retry(self, row: OutboxMessage, error: str, wait: float) -> None:
+        with transaction(self._db) as session:
+            not_before = datetime.now(UTC) + timedelta(seconds=wait)
+            out_q.record_retry(session, message_id=_id(row), error=error, not_before=not_before)
+
+    def _give_up(self, row: OutboxMessage, error: str, *, unreachable: bool) -> None:
+        with transaction(self._db) as session:
+            out_q.record_failed(session, message_id=_id(row), error=error)
+            if row.kind != out_q.KIND_MESSAGE:
+                return  # cosmetic: a button answer or an old keyboard
+            add_delivery_failure(
+                session,
+                channel=row.channel,
+                target=row.recipient,
+                purpose=row.purpose,
+                error=error,
+                review_item_id=row.review_item_id,
+            )
+            customer = cust_q.get_customer(session, channel=row.channel, external_id=row.recipient)
+            if customer is None or customer.id is None:
+                return
+            if unreachable:
+                cust_q.set_unreachable(session, customer=customer, reason=error)
+            if row.purpose == "survey":
+                conversation = conv_q.active_conversation(session, customer_id=customer.id)
+                if conversation is not None:
+                    conv_q.mark_undelivered(session, conversation=conversation, redeliver_at=None)
+
+    def _reference(self, row: OutboxMessage) -> tuple[SentRef | None, str | None]:
+        """The sent message a `close` row refers to, and its text."""
+        body = row.body
+        if body.get("message_id") is not None:
+            return SentRef(message_id=str(body["message_id"]), chat=body.get("chat")), body.get(
+                "text"
+            )
+        ref = body.get("ref")
+        if ref is None:
+            return None, None
+        with transaction(self._db) as session:
+            target = out_q.get_message(session, message_id=int(ref))
+            if target is None or target.platform_message_id is None:
+                return None, None  # never sent (given up): nothing to close
+            sent = SentRef(message_id=target.platform_message_id, chat=target.platform_chat)
+            return sent, str(target.body.get("text") or "")
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def _deliver(self, row: OutboxMessage) -> Outcome:
+        sender = self._senders[row.channel]
+        try:
+            ref = await self._send(sender, row)
+        except RecipientUnreachableError as exc:
+            return await self._failed(row, str(exc), unreachable=True)
+        except RateLimitedError as exc:
+            if row.kind != out_q.KIND_MESSAGE:
+                return await self._failed(row, str(exc), unreachable=False)
+            log.warning("outbox %s: %s; the lane waits %g s", row.id, exc, exc.retry_after)
+            await asyncio.to_thread(self._retry, row, str(exc), max(exc.retry_after, 0.5))
+            return Outcome(_id(row), "retry", error=str(exc))
+        except DeliveryError as exc:
+            wait = self._schedule.wait(row.attempts + 1)
+            if row.kind != out_q.KIND_MESSAGE or wait is None:
+                return await self._failed(row, str(exc), unreachable=False)
+            log.warning("outbox %s: %s; trying again in %g s", row.id, exc, wait)
+            await asyncio.to_thread(self._retry, row, str(exc), wait)
+            return Outcome(_id(row), "retry", error=str(exc))
+        await asyncio.to_thread(self._sent, row, ref)
+        if self._on_sent is not None:
+            self._on_sent()
+        return Outcome(_id(row), "sent")
+
+    async def _failed(self, row: OutboxMessage, error: str, *, unreachable: bool) -> Outcome:
+        if row.kind == out_q.KIND_MESSAGE:
+            log.error("gave up sending outbox message %s to %s: %s", row.id, row.lane, error)
+        else:
+            log.info("dropped outbox %s %s for %s: %s", row.kind, row.id, row.lane, error)
+        await asyncio.to_thread(self._give_up, row, error, unreachable=unreachable)
+        status = "failed" if row.kind == out_q.KIND_MESSAGE else "dropped"
+        return Outcome(_id(row), status, error=error, unreachable=unreachable)
+
+    async def _send(self, sender: ChannelSender, row: OutboxMessage) -> SentRef | None:
+        body: dict[str, Any] = row.body
+        if row.kind == out_q.KIND_MESSAGE:
+            return await sender.send(message_from_body(row.channel, row.recipient, body))
+        if row.kind == out_q.KIND_BUTTON:
+            await sender.answer_button(
+                user_id=row.recipient,
+                query_id=body.get("query_id"),
+                chat=body.get("chat"),
+                text=body.get("text"),
+            )
+            return None
+        if row.kind == out_q.KIND_CLOSE:
+            sent, text = await asyncio.to_thread(self._reference, row)
+            if sent is not None:
+                await sender.close_question(
+                    user_id=row.recipient, sent=sent, text=text, label=body.get("label")
+                )
+            return None
+        raise DeliveryError(f"unknown outbox kind {row.kind!r}")
+
+
+def _id(row: OutboxMessage) -> int:
+    assert row.id is not None
+    return row.id

@@ -1,0 +1,212 @@
+"""The inbox: platform updates are recorded before they are acknowledged, then processed.
+
+Adapters hand raw updates to `Inbox.record` (one transaction for a whole batch) and tell the
+platform they arrived only after it returned: Telegram's next getUpdates, the webhook's 200,
+Slack's HTTP answer or Socket Mode ack. `InboxWorker` then processes them, each in ONE
+transaction that claims the update, runs the turn (`Engine.turn_in`, which writes its replies to
+the outbox) and marks the update processed — so after a SIGKILL an update is either wholly
+handled or still waiting, never half-done and never lost.
+
+Order: one lane (one customer's chat) is processed one update at a time in arrival order, by
+whichever process claims it (`storage.inbox.claim_next_update`); lanes run concurrently.
+
+Translation from the platform's JSON to what the engine sees happens here, once, with the
+adapter's pure `translate` function for that channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.engine import Engine
+from bot.messages import (
+    Ignored,
+    Inbound,
+    IncomingMessage,
+    Notice,
+    RawUpdate,
+    RecordUpdates,
+    Unreachable,
+)
+from bot.turn_outbox import enqueue_notice
+from bot.waiting import wait_for_event
+from storage import customers as cust_q
+from storage import inbox as inbox_q
+from storage.database import Database, Session, transaction
+from storage.inbox import NewUpdate
+from storage.tables import InboxUpdate
+
+log = logging.getLogger(__name__)
+
+Translator = Callable[[Mapping[str, Any]], Inbound]
+# A failing update is tried again after 1, 2, 4, 8 s, then given up (kept with its error).
+MAX_ATTEMPTS = 5
+
+
+class Inbox:
+    """Where adapters record updates before acknowledging them; wakes the worker."""
+
+    def __init__(self, *, db: Database) -> None:
+        self._db = db
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_recorded(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (in the event loop) after each batch recorded."""
+        self._listeners.append(listener)
+
+    async def record(self, channel: str, updates: Sequence[RawUpdate]) -> int:
+        """Record updates durably (duplicates ignored); how many were new."""
+        if not updates:
+            return 0
+        rows = [NewUpdate(event_key=u.event_key, lane=u.lane, body=u.body) for u in updates]
+        new = await asyncio.to_thread(self._record, channel, rows)
+        for listener in self._listeners:
+            listener()
+        return new
+
+    def recorder(self, channel: str) -> RecordUpdates:
+        """`record` for one channel, as its adapter calls it."""
+
+        def record(updates: Sequence[RawUpdate]) -> Awaitable[int]:
+            return self.record(channel, updates)
+
+        return record
+
+    def _record(self, channel: str, updates: Sequence[NewUpdate]) -> int:
+        with transaction(self._db) as session:
+            return inbox_q.record_updates(session, channel=channel, updates=updates)
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """One update processed: whether a turn stored text, and whether it sent anything."""
+
+    update_id: int
+    queued: bool
+
+
+class InboxWorker:
+    """Processes recorded updates until cancelled (`run`), `concurrency` lanes at a time."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        engine: Engine,
+        translators: Mapping[str, Translator],
+        on_queued: Callable[[], None] | None = None,
+        concurrency: int = 4,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._translators = dict(translators)
+        self._on_queued = on_queued
+        self._concurrency = max(1, concurrency)
+        self._poll = poll_seconds
+        self._wake = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Updates were recorded: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Process updates until cancelled."""
+        await asyncio.gather(*(self._loop() for _ in range(self._concurrency)))
+
+    async def _loop(self) -> None:
+        while True:
+            if not await self.process_one():
+                await wait_for_event(self._wake, self._poll)
+                self._wake.clear()
+
+    async def process_one(self) -> bool:
+        """Claim and process the next due update; False when there was none."""
+        done = await asyncio.to_thread(self._process_next)
+        if done is None:
+            return False
+        if done.queued and self._on_queued is not None:
+            self._on_queued()
+        return True
+
+    async def process_all(self) -> int:
+        """Process every due update (tests, one-off commands); how many."""
+        count = 0
+        while await self.process_one():
+            count += 1
+        return count
+
+    # -- in a worker thread --------------------------------------------------------------------
+
+    def _process_next(self) -> Processed | None:
+        claimed: int | None = None
+        try:
+            with transaction(self._db) as session:
+                row = inbox_q.claim_next_update(session)
+                if row is None:
+                    return None
+                claimed = row.id
+                assert claimed is not None
+                translate = self._translators.get(row.channel)
+                if translate is None:
+                    # Processes sharing a database run the same channels (one configuration).
+                    raise LookupError(f"no translator for channel {row.channel!r}")
+                inbound = translate(row.body)
+                queued, stored_text = self._apply(session, inbound)
+                inbox_q.mark_processed(session, update_row=row)
+        except Exception as exc:
+            if claimed is None:
+                raise
+            self._failed(claimed, exc)
+            return Processed(update_id=claimed, queued=False)
+        if stored_text:
+            self._engine.notify_text_listeners()
+        return Processed(update_id=claimed, queued=queued)
+
+    def _apply(self, session: Session, inbound: Inbound) -> tuple[bool, bool]:
+        """Act on one translated update inside its transaction: (queued a send, stored text)."""
+        if isinstance(inbound, IncomingMessage):
+            turn = self._engine.turn_in(session, inbound)
+            return True, turn.stored_text
+        if isinstance(inbound, Notice):
+            enqueue_notice(session, inbound)
+            return True, False
+        if isinstance(inbound, Unreachable):
+            log.info("%s customer %s is unreachable: %s", *_who(inbound), inbound.reason)
+            customer = cust_q.upsert_customer(
+                session, channel=inbound.channel, external_id=inbound.user_id
+            )
+            cust_q.set_unreachable(session, customer=customer, reason=inbound.reason)
+            return False, False
+        assert isinstance(inbound, Ignored)
+        log.debug("ignoring an update: %s", inbound.reason)
+        return False, False
+
+    def _failed(self, update_id: int, exc: BaseException) -> None:
+        with transaction(self._db) as session:
+            row = session.get(InboxUpdate, update_id)
+            attempts = (row.attempts if row is not None else 0) + 1
+            retry_at = None
+            if attempts < MAX_ATTEMPTS:
+                retry_at = datetime.now(UTC) + timedelta(seconds=2 ** (attempts - 1))
+            inbox_q.note_failure(
+                session,
+                update_id=update_id,
+                error=f"{type(exc).__name__}: {exc}",
+                retry_at=retry_at,
+            )
+        if retry_at is None:
+            log.error(
+                "gave up processing update %s after %d attempts", update_id, attempts, exc_info=exc
+            )
+        else:
+            log.warning("processing update %s failed; trying again", update_id, exc_info=exc)
+
+
+def _who(inbound: Unreachable) -> tuple[str, str]:
+    return inbound.channel, inbound.user_id

@@ -1,0 +1,215 @@
+"""What a turn writes to the outbox, in the turn's own transaction.
+
+The engine decides the replies; this module turns them, and the bookkeeping of buttons around
+them, into outbox rows (`storage.outbox`) that the delivery worker (`bot.delivery`) sends:
+
+1. a pressed button is answered first (Telegram stops its spinner);
+2. the question that was answered has its buttons closed: a pressed one shows the chosen
+   label, one answered by typing just loses its buttons;
+3. each reply follows; a new question with buttons first closes the previous live one, so a
+   chat has at most one question with live buttons.
+
+Which question's buttons are live is data (the outbox rows' `closed_at`), not memory: after a
+restart a second tap on an answered question still gets "Already answered: 8" instead of a
+turn. Console conversations are printed by their caller and have no outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.messages import (
+    ButtonPress,
+    Choice,
+    ChoiceStyle,
+    IncomingMessage,
+    MessageKind,
+    Notice,
+    OutgoingMessage,
+)
+from bot.texts import bot_text
+from storage import outbox as out_q
+from storage.database import Session
+
+# Channels whose messages go through the outbox (the console prints its replies itself).
+OUTBOX_CHANNELS = frozenset({"telegram", "slack"})
+
+
+def uses_outbox(channel: str) -> bool:
+    """Whether replies on `channel` are delivered by the outbox worker."""
+    return channel in OUTBOX_CHANNELS
+
+
+# -- (de)serialising messages -----------------------------------------------------------------
+
+
+def message_body(message: OutgoingMessage) -> dict[str, Any]:
+    """An outgoing message as the JSON an outbox row keeps."""
+    return {
+        "text": message.text,
+        "choices": [[c.label, c.payload] for c in message.choices],
+        "choice_style": str(message.choice_style),
+        "question_id": message.question_id,
+        "question_type": message.question_type,
+    }
+
+
+def message_from_body(channel: str, recipient: str, body: Mapping[str, Any]) -> OutgoingMessage:
+    """The outgoing message an outbox row keeps."""
+    return OutgoingMessage(
+        channel=channel,
+        user_id=recipient,
+        text=str(body.get("text") or ""),
+        choices=tuple(Choice(label=str(c[0]), payload=str(c[1])) for c in body.get("choices", [])),
+        choice_style=ChoiceStyle(body.get("choice_style") or ChoiceStyle.OPTIONS),
+        question_id=body.get("question_id"),
+        question_type=body.get("question_type"),
+    )
+
+
+def enqueue_message(
+    session: Session,
+    message: OutgoingMessage,
+    *,
+    purpose: str = "survey",
+    review_item_id: int | None = None,
+) -> None:
+    """Queue one message; a question with buttons first closes the recipient's live one."""
+    if message.choices:
+        _close_open_question(session, message.channel, message.user_id)
+    out_q.enqueue(
+        session,
+        channel=message.channel,
+        recipient=message.user_id,
+        kind=out_q.KIND_MESSAGE,
+        body=message_body(message),
+        question_id=message.question_id if message.choices else None,
+        purpose=purpose,
+        review_item_id=review_item_id,
+    )
+
+
+def enqueue_notice(session: Session, notice: Notice) -> None:
+    """Queue a one-line notice: as a button's answer when it answers one, else a message."""
+    if notice.query_id is not None:
+        out_q.enqueue(
+            session,
+            channel=notice.channel,
+            recipient=notice.recipient,
+            kind=out_q.KIND_BUTTON,
+            body={"query_id": notice.query_id, "chat": None, "text": notice.text},
+            purpose="notice",
+        )
+        return
+    message = OutgoingMessage(channel=notice.channel, user_id=notice.recipient, text=notice.text)
+    out_q.enqueue(
+        session,
+        channel=notice.channel,
+        recipient=notice.recipient,
+        kind=out_q.KIND_MESSAGE,
+        body=message_body(message),
+        purpose="notice",
+    )
+
+
+# -- one turn ---------------------------------------------------------------------------------
+
+
+def closed_press(session: Session, msg: IncomingMessage, locale: str) -> bool:
+    """A tap on buttons already closed: queue a short notice and return True (no turn).
+
+    The notice says which answer was chosen there, or that the question is closed.
+    """
+    press = msg.press
+    if msg.kind != MessageKind.BUTTON or press is None or press.message_id is None:
+        return False
+    lane = out_q.lane_of(msg.channel, msg.user_id)
+    row = out_q.question_by_platform_id(session, lane=lane, platform_message_id=press.message_id)
+    if row is None or row.closed_at is None:
+        return False
+    if row.chosen_label is not None:
+        text = bot_text("already_answered", locale, label=row.chosen_label)
+    else:
+        text = bot_text("closed", locale)
+    _answer_button(session, msg, press, text)
+    return True
+
+
+def write_turn(session: Session, msg: IncomingMessage, replies: Sequence[OutgoingMessage]) -> None:
+    """Queue everything the turn decided to send, in the order the customer should see it."""
+    press = msg.press if msg.kind == MessageKind.BUTTON else None
+    answered = next((r.answered for r in replies if r.answered is not None), None)
+    if press is not None:
+        _answer_button(session, msg, press, None)
+        if press.message_id is not None:
+            # A pressed question shows the choice when the press answered it; else (a button
+            # of a question no longer asked) it just loses its buttons.
+            label = press.label if answered is not None else None
+            _close_pressed(session, msg, press, label)
+    elif answered is not None:
+        lane = out_q.lane_of(msg.channel, msg.user_id)
+        current = out_q.open_question(session, lane=lane)
+        if current is not None and current.question_id == answered:
+            _close_row(session, msg.channel, msg.user_id, current.id, None)  # answered by typing
+            out_q.mark_closed(session, row=current, label=None)
+    for reply in replies:
+        enqueue_message(session, reply)
+
+
+def _answer_button(
+    session: Session, msg: IncomingMessage, press: ButtonPress, text: str | None
+) -> None:
+    if press.query_id is None and text is None:
+        return  # nothing to answer: the platform was answered when the press arrived
+    out_q.enqueue(
+        session,
+        channel=msg.channel,
+        recipient=msg.user_id,
+        kind=out_q.KIND_BUTTON,
+        body={"query_id": press.query_id, "chat": press.chat, "text": text},
+    )
+
+
+def _close_pressed(
+    session: Session, msg: IncomingMessage, press: ButtonPress, label: str | None
+) -> None:
+    lane = out_q.lane_of(msg.channel, msg.user_id)
+    assert press.message_id is not None
+    row = out_q.question_by_platform_id(session, lane=lane, platform_message_id=press.message_id)
+    text = press.message_text
+    if row is not None:
+        out_q.mark_closed(session, row=row, label=label)
+        text = text if text is not None else str(row.body.get("text") or "")
+    out_q.enqueue(
+        session,
+        channel=msg.channel,
+        recipient=msg.user_id,
+        kind=out_q.KIND_CLOSE,
+        body={
+            "ref": None,
+            "message_id": press.message_id,
+            "chat": press.chat,
+            "text": text,
+            "label": label,
+        },
+    )
+
+
+def _close_row(
+    session: Session, channel: str, recipient: str, ref: int | None, label: str | None
+) -> None:
+    out_q.enqueue(
+        session,
+        channel=channel,
+        recipient=recipient,
+        kind=out_q.KIND_CLOSE,
+        body={"ref": ref, "message_id": None, "chat": None, "text": None, "label": label},
+    )
+
+
+def _close_open_question(session: Session, channel: str, recipient: str) -> None:
+    current = out_q.open_question(session, lane=out_q.lane_of(channel, recipient))
+    if current is not None:
+        _close_row(session, channel, recipient, current.id, None)
+        out_q.mark_closed(session, row=current, label=None)

@@ -1,0 +1,125 @@
+"""The inbox: platform updates recorded before they are acknowledged, processed once in order.
+
+Recording is one INSERT of the whole batch that ignores rows already there (a platform's
+redelivery). Processing claims the oldest unprocessed row of a lane whose earlier rows are all
+done — `FOR UPDATE SKIP LOCKED` on PostgreSQL, so that several processes share the work and
+never take two rows of one lane at once; SQLite has one writer, which serialises the same
+query. The caller runs the turn in the claiming transaction and marks the row processed there,
+so a crash before the commit leaves the row to be claimed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from storage.tables import InboxUpdate, utcnow
+
+MAX_ERROR = 512
+
+
+@dataclass(frozen=True, slots=True)
+class NewUpdate:
+    """One update to record: its platform key, its lane (whose order it keeps) and its body."""
+
+    event_key: str
+    lane: str
+    body: dict[str, Any]
+
+
+def record_updates(session: Session, *, channel: str, updates: Sequence[NewUpdate]) -> int:
+    """Insert the updates not yet recorded (by channel and event key); how many were new."""
+    if not updates:
+        return 0
+    rows = [
+        {
+            "channel": channel,
+            "event_key": u.event_key[:128],
+            "lane": u.lane[:160],
+            "body": u.body,
+            "received_at": utcnow(),
+            "attempts": 0,
+        }
+        for u in updates
+    ]
+    table = InboxUpdate.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(table).values(rows).on_conflict_do_nothing(index_elements=["channel", "event_key"])
+    )
+    result = session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def claim_next_update(session: Session, *, now: datetime | None = None) -> InboxUpdate | None:
+    """The next update to process, locked for this transaction; None when none is due.
+
+    Only the oldest unprocessed row of each lane is a candidate, so one customer's updates are
+    taken in order and never two at a time.
+    """
+    moment = now or utcnow()
+    inner = InboxUpdate.__table__.alias("earlier")  # type: ignore[attr-defined]
+    lane_head = (
+        select(func.min(inner.c.id))
+        .where(inner.c.lane == InboxUpdate.lane, inner.c.processed_at.is_(None))
+        .scalar_subquery()
+    )
+    stmt = (
+        select(InboxUpdate)
+        .where(
+            col(InboxUpdate.processed_at).is_(None),
+            col(InboxUpdate.id) == lane_head,
+            (col(InboxUpdate.retry_at).is_(None)) | (col(InboxUpdate.retry_at) <= moment),
+        )
+        .order_by(col(InboxUpdate.id))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return session.exec(stmt).first()
+
+
+def mark_processed(session: Session, *, update_row: InboxUpdate, error: str | None = None) -> None:
+    """The update is done (or given up with `error`); its lane moves on."""
+    update_row.processed_at = utcnow()
+    if error is not None:
+        update_row.last_error = error[:MAX_ERROR]
+    session.add(update_row)
+    session.flush()
+
+
+def note_failure(session: Session, *, update_id: int, error: str, retry_at: datetime | None) -> int:
+    """Count a failed attempt; `retry_at` None gives the update up. Attempts made so far."""
+    values: dict[str, Any] = {
+        "attempts": InboxUpdate.attempts + 1,
+        "last_error": error[:MAX_ERROR],
+        "retry_at": retry_at,
+    }
+    if retry_at is None:
+        values["processed_at"] = utcnow()
+    session.execute(update(InboxUpdate).where(col(InboxUpdate.id) == update_id).values(**values))
+    row = session.get(InboxUpdate, update_id)
+    return row.attempts if row is not None else 0
+
+
+def pending_updates(session: Session) -> int:
+    """How many recorded updates wait to be processed."""
+    stmt = (
+        select(func.count()).select_from(InboxUpdate).where(col(InboxUpdate.processed_at).is_(None))
+    )
+    return int(session.exec(stmt).one())
+
+
+def forget_processed_updates(session: Session, *, processed_before: datetime) -> int:
+    """Delete updates processed before `processed_before`; how many went."""
+    result = session.execute(
+        delete(InboxUpdate).where(col(InboxUpdate.processed_at) < processed_before)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

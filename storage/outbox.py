@@ -1,0 +1,246 @@
+"""The outbox: what the bot will send, written in the transaction that decided it.
+
+Rows of one lane (one recipient on one channel) are sent in id order. A delivery worker claims
+the oldest unsent row of lanes that have nothing else claimed — `FOR UPDATE SKIP LOCKED` on
+PostgreSQL so that processes never block on each other, the single writer on SQLite — by
+stamping it with its name and a lease (`claimed_until`), sends it outside any transaction, and
+records the result. A claim whose lease ran out, or whose process is known to be dead, is
+taken again: that is the one window where a message can be sent twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from storage.tables import OutboxMessage, utcnow
+
+MAX_ERROR = 512
+KIND_MESSAGE = "message"
+KIND_CLOSE = "close"
+KIND_BUTTON = "button"
+
+
+def lane_of(channel: str, recipient: str) -> str:
+    """The ordering key of one recipient's messages."""
+    return f"{channel}:{recipient}"
+
+
+def enqueue(
+    session: Session,
+    *,
+    channel: str,
+    recipient: str,
+    kind: str,
+    body: dict[str, Any],
+    question_id: str | None = None,
+    purpose: str = "survey",
+    review_item_id: int | None = None,
+) -> OutboxMessage:
+    """Add one thing to send (after everything already queued for the same recipient)."""
+    row = OutboxMessage(
+        channel=channel,
+        recipient=recipient,
+        lane=lane_of(channel, recipient),
+        kind=kind,
+        body=body,
+        question_id=question_id,
+        purpose=purpose,
+        review_item_id=review_item_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _pending() -> Any:
+    return col(OutboxMessage.sent_at).is_(None) & col(OutboxMessage.failed_at).is_(None)
+
+
+def claim_due(
+    session: Session,
+    *,
+    worker: str,
+    lease: timedelta,
+    limit: int,
+    channels: Collection[str],
+    lanes: Collection[str] | None = None,
+    exclude_lanes: Collection[str] = (),
+    now: datetime | None = None,
+) -> list[OutboxMessage]:
+    """Claim up to `limit` rows, each the oldest unsent row of its lane, due and unclaimed."""
+    moment = now or utcnow()
+    earlier = OutboxMessage.__table__.alias("earlier")  # type: ignore[attr-defined]
+    lane_head = (
+        select(func.min(earlier.c.id))
+        .where(
+            earlier.c.lane == OutboxMessage.lane,
+            earlier.c.sent_at.is_(None),
+            earlier.c.failed_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    stmt = select(OutboxMessage).where(
+        _pending(),
+        col(OutboxMessage.id) == lane_head,
+        col(OutboxMessage.not_before) <= moment,
+        col(OutboxMessage.channel).in_(list(channels)),
+        col(OutboxMessage.claimed_until).is_(None) | (col(OutboxMessage.claimed_until) < moment),
+    )
+    if lanes is not None:
+        stmt = stmt.where(col(OutboxMessage.lane).in_(list(lanes)))
+    if exclude_lanes:
+        stmt = stmt.where(col(OutboxMessage.lane).not_in(list(exclude_lanes)))
+    stmt = stmt.order_by(col(OutboxMessage.id)).limit(limit).with_for_update(skip_locked=True)
+    rows = list(session.exec(stmt).all())
+    for row in rows:
+        row.claimed_by = worker
+        row.claimed_until = moment + lease
+        session.add(row)
+    session.flush()
+    return rows
+
+
+def get_message(session: Session, *, message_id: int) -> OutboxMessage | None:
+    """One outbox row by id."""
+    return session.get(OutboxMessage, message_id)
+
+
+def record_sent(
+    session: Session,
+    *,
+    message_id: int,
+    platform_message_id: str | None,
+    platform_chat: str | None,
+) -> None:
+    """The platform took the row: keep its ids, release the claim."""
+    session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(
+            sent_at=utcnow(),
+            platform_message_id=platform_message_id,
+            platform_chat=platform_chat,
+            claimed_by=None,
+            claimed_until=None,
+            attempts=OutboxMessage.attempts + 1,
+        )
+    )
+
+
+def record_retry(session: Session, *, message_id: int, error: str, not_before: datetime) -> int:
+    """A failed attempt to be tried again at `not_before`; attempts made so far."""
+    session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(
+            not_before=not_before,
+            last_error=error[:MAX_ERROR],
+            claimed_by=None,
+            claimed_until=None,
+            attempts=OutboxMessage.attempts + 1,
+        )
+    )
+    row = session.get(OutboxMessage, message_id)
+    return row.attempts if row is not None else 0
+
+
+def record_failed(session: Session, *, message_id: int, error: str) -> OutboxMessage | None:
+    """Given up: the platform refused for good or the retries ran out. The row, updated."""
+    session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(
+            failed_at=utcnow(),
+            last_error=error[:MAX_ERROR],
+            claimed_by=None,
+            claimed_until=None,
+            attempts=OutboxMessage.attempts + 1,
+        )
+    )
+    return session.get(OutboxMessage, message_id)
+
+
+def claim_holders(session: Session) -> list[str]:
+    """The workers holding claims on unsent rows now."""
+    stmt = (
+        select(OutboxMessage.claimed_by)
+        .where(_pending(), col(OutboxMessage.claimed_by).is_not(None))
+        .distinct()
+    )
+    return [w for w in session.exec(stmt).all() if w is not None]
+
+
+def release_claims(session: Session, *, workers: Sequence[str]) -> int:
+    """Drop the claims of workers known to be dead, so their rows are sent at once."""
+    if not workers:
+        return 0
+    result = session.execute(
+        update(OutboxMessage)
+        .where(_pending(), col(OutboxMessage.claimed_by).in_(list(workers)))
+        .values(claimed_by=None, claimed_until=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def pending_in_lanes(session: Session, *, lanes: Collection[str]) -> int:
+    """How many rows of these lanes are still to be sent."""
+    stmt = (
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(_pending(), col(OutboxMessage.lane).in_(list(lanes)))
+    )
+    return int(session.exec(stmt).one())
+
+
+def next_due(session: Session, *, channels: Collection[str]) -> datetime | None:
+    """When the earliest unsent row of these channels becomes due (None: nothing pending)."""
+    stmt = select(func.min(OutboxMessage.not_before)).where(
+        _pending(), col(OutboxMessage.channel).in_(list(channels))
+    )
+    value = session.exec(stmt).one()
+    return value if isinstance(value, datetime) else None
+
+
+# -- questions with buttons -------------------------------------------------------------------
+
+
+def open_question(session: Session, *, lane: str) -> OutboxMessage | None:
+    """The lane's question whose buttons are still live (at most one per lane)."""
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.lane == lane,
+            OutboxMessage.kind == KIND_MESSAGE,
+            col(OutboxMessage.question_id).is_not(None),
+            col(OutboxMessage.closed_at).is_(None),
+            col(OutboxMessage.failed_at).is_(None),
+        )
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(1)
+    )
+    return session.exec(stmt).first()
+
+
+def question_by_platform_id(
+    session: Session, *, lane: str, platform_message_id: str
+) -> OutboxMessage | None:
+    """The question message the platform knows by this id, if the bot sent it."""
+    stmt = select(OutboxMessage).where(
+        OutboxMessage.lane == lane,
+        OutboxMessage.platform_message_id == platform_message_id,
+        OutboxMessage.kind == KIND_MESSAGE,
+    )
+    return session.exec(stmt).first()
+
+
+def mark_closed(session: Session, *, row: OutboxMessage, label: str | None) -> None:
+    """Its buttons are (being) taken away; `label` is the answer chosen there, if any."""
+    row.closed_at = utcnow()
+    row.chosen_label = label[:128] if label is not None else None
+    session.add(row)
+    session.flush()
