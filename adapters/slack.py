@@ -1,26 +1,38 @@
 """The Slack channel: slack-bolt AsyncApp events and actions in, Block Kit out.
 
-Two pure functions translate what Slack sends — `translate_event` (an Events API body → what
-the engine should see) and `translate_answer` (a survey button's `block_actions` body) — and
-Block Kit is built in `adapters.slack_blocks`. `SlackChannel` is the glue around a Bolt
-`AsyncApp` that the caller builds (so tests point its `AsyncWebClient` at a fake Web API).
+This adapter translates and sends, nothing more:
 
-What reaches the engine:
+- `translate_event` / `translate_answer`: an Events API body / a survey button's
+  `block_actions` body → what it means for cxbot (pure); `translate_json` is either, as the
+  inbox recorded it (with the customer's profile, see below);
+- `raw_event`: the body's key and lane for the inbox (pure);
+- `SlackSender`: the delivery worker's `ChannelSender` (post a question in the customer's DM,
+  close a question's buttons in place, answer a press with an ephemeral notice), each a Web API
+  call with Slack's errors mapped to cxbot's (`adapters.slack_delivery`);
+- `SlackChannel`: Bolt listeners that record each customer event in the inbox BEFORE Slack is
+  answered, and the support desk's alert buttons and modals.
+
+What reaches the engine, and what does not:
 
 - a direct message (`message` event, `channel_type: im`) from a person → TEXT; a file without
-  text → UNSUPPORTED. Bot messages, edits, deletions and channel messages are ignored.
-- a pressed survey button → BUTTON with its payload; the question is then updated in place
-  (chat.update) to show the choice, and its buttons go away, so it cannot be answered twice.
+  text → UNSUPPORTED. Bot messages, edits, deletions and channel messages are ignored (and not
+  recorded).
+- a pressed survey button → BUTTON with its payload and the press (the question's ts, DM
+  channel, text and the label pressed), so that the question can be closed in place to show
+  the choice; a second press on a closed question gets an "Already answered" notice.
 
-Every turn carries an `event_id` (the Events API `event_id`, or the button's `action_ts`), so a
-retried delivery (`X-Slack-Retry-Num`) or a replayed Socket Mode envelope is handled once.
+The customer's name and locale come from users.info: the listener asks for them (once per
+process) before recording and keeps them in the recorded body under `PROFILE_KEY`, so that
+translation stays pure. The inbox keys a message by its Events API `event_id` and a button by
+`action:<user>:<action_ts>`, so a retried delivery (`X-Slack-Retry-Num`) or a replayed Socket
+Mode envelope is handled once.
 
 Support actions on alerts (Acknowledge, Resolve, Reply to customer) are passed to a `SupportDesk`
 (bot.reviews) after checking that the person pressing is one of its support users; others get
 an ephemeral refusal. A button or modal for an item that is gone, or already in the state it
 asks for, gets a notice (ephemeral, or an error in the modal) and changes nothing. Both Socket
-Mode and HTTP mode handle a request fully before it is acknowledged (`process_before_response`),
-like the Telegram webhook.
+Mode and HTTP mode answer Slack only after the listener returned (`process_before_response`):
+for a customer's event, only after the inbox committed it.
 """
 
 from __future__ import annotations
@@ -29,42 +41,49 @@ import asyncio
 import json
 import logging
 import re
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters import slack_blocks as kit
 from adapters.slack_delivery import SlackRetryPolicy, Sleep, call_slack
-from bot.errors import DeliveryError, RecipientUnreachableError, ReviewNotFoundError
-from bot.keyed_locks import KeyedLocks
+from bot.errors import DeliveryError, ReviewNotFoundError
 from bot.messages import (
+    ButtonPress,
+    Ignored,
+    Inbound,
     IncomingMessage,
     MessageKind,
     OutgoingMessage,
-    ReportUndelivered,
+    RawUpdate,
+    RecordUpdates,
     ReviewCard,
     ReviewStep,
+    SentRef,
 )
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "slack"
 RETRY_HEADER = "x-slack-retry-num"
-_REMEMBERED = 50_000  # closed/open question messages kept in memory (oldest dropped)
+# Where the listener keeps the customer's users.info profile in the recorded body.
+PROFILE_KEY = "cxbot_profile"
+# users.info is asked before an event is recorded, so before Slack gets its answer (3 s).
+PROFILE_POLICY = SlackRetryPolicy(attempts=2, backoff=0.2, max_backoff=0.2, max_retry_after=0.5)
+PROFILE_TIMEOUT = 1.5
+MAX_NOTICE = 3000  # an ephemeral notice's text
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 NOTICES = {
-    "already_answered": "Already answered: {label}",
-    "closed": "This question is closed; please answer the latest one.",
     "not_support": "Sorry, only the support team ({who}) can work on these alerts.",
-    "reply_failed": "Could not deliver your reply to the customer: {error}",
+    "reply_failed": "Could not send your reply to the customer: {error}",
     "empty": "Please write something first.",
     "gone": "That flagged reply no longer exists.",
     "already": "Flagged reply #{review_id} is already {status}{by}.",
@@ -73,8 +92,6 @@ NOTICES = {
 }
 # The steps that give an item its status: who made it so, for "already resolved by …".
 _STATUS_STEPS = {"acknowledged": ("acknowledged", "replied"), "resolved": ("resolved",)}
-
-Handler = Callable[[IncomingMessage], Awaitable[list[OutgoingMessage]]]
 
 
 class SupportDesk(Protocol):
@@ -104,35 +121,19 @@ class SupportDesk(Protocol):
         ...
 
     async def reply(self, *, review_id: int, actor: str, text: str) -> None:
-        """Deliver `text` to the customer on their channel; DeliveryError when it fails.
+        """Queue `text` for the customer on their channel and record it as replied.
 
-        Raises ReviewNotFoundError when no item has this id.
+        The message is sent afterwards (a platform failure is stored as a delivery failure);
+        raises DeliveryError at once, storing nothing, when the customer's channel cannot be
+        written to from here, and ReviewNotFoundError when no item has this id.
         """
         ...
 
 
-# -- Slack → engine -------------------------------------------------------------------------------
+# -- Slack → cxbot --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ForEngine:
-    """A DM turn: the neutral message, the DM channel id and, for a button, what was pressed."""
-
-    message: IncomingMessage
-    dm: str
-    message_ts: str | None = None  # the pressed question's message
-    message_text: str | None = None
-    label: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Ignored:
-    """A Slack request cxbot deliberately does nothing with, and why (for the debug log)."""
-
-    reason: str
-
-
-def translate_event(body: Mapping[str, Any]) -> ForEngine | Ignored:
+def translate_event(body: Mapping[str, Any]) -> IncomingMessage | Ignored:
     """What an Events API body means for the survey (pure: no I/O)."""
     event = body.get("event")
     if not isinstance(event, Mapping) or event.get("type") != "message":
@@ -154,20 +155,27 @@ def translate_event(body: Mapping[str, Any]) -> ForEngine | Ignored:
     )
     text = event.get("text")
     if subtype == "file_share" and not text:
-        return ForEngine(replace(base, kind=MessageKind.UNSUPPORTED), dm=dm)
+        return replace(base, kind=MessageKind.UNSUPPORTED)
     if subtype not in (None, "file_share", "thread_broadcast"):
         return Ignored(f"message subtype {subtype}")
     if not isinstance(text, str):
-        return ForEngine(replace(base, kind=MessageKind.UNSUPPORTED), dm=dm)
-    return ForEngine(replace(base, text=_unescape(text)), dm=dm)
+        return replace(base, kind=MessageKind.UNSUPPORTED)
+    return replace(base, text=_unescape(text))
 
 
-def translate_answer(body: Mapping[str, Any]) -> ForEngine | Ignored:
+def _answer_action(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The survey button among a `block_actions` body's actions (None if there is none)."""
+    for action in body.get("actions") or []:
+        if isinstance(action, Mapping) and str(action.get("action_id", "")).startswith(
+            kit.ANSWER_ACTION
+        ):
+            return action
+    return None
+
+
+def translate_answer(body: Mapping[str, Any]) -> IncomingMessage | Ignored:
     """What a survey button press (`block_actions`) means for the engine (pure: no I/O)."""
-    actions = body.get("actions") or []
-    action = next(
-        (a for a in actions if str(a.get("action_id", "")).startswith(kit.ANSWER_ACTION)), None
-    )
+    action = _answer_action(body)
     user = (body.get("user") or {}).get("id")
     container = body.get("container") or {}
     dm = container.get("channel_id") or (body.get("channel") or {}).get("id")
@@ -175,23 +183,77 @@ def translate_answer(body: Mapping[str, Any]) -> ForEngine | Ignored:
         return Ignored("not a survey button")
     message = body.get("message") or {}
     label = (action.get("text") or {}).get("text")
-    original = _question_text(message)
     stamp = action.get("action_ts") or body.get("trigger_id")
-    incoming = IncomingMessage(
+    message_ts = container.get("message_ts") or message.get("ts")
+    press = ButtonPress(
+        query_id=None,  # Slack needs no answer to a press: the HTTP ack stops its spinner
+        message_id=str(message_ts) if message_ts else None,
+        chat=dm,
+        message_text=_question_text(message),
+        label=label if isinstance(label, str) else None,
+    )
+    return IncomingMessage(
         channel=CHANNEL,
         user_id=user,
         kind=MessageKind.BUTTON,
         payload=str(action.get("value") or ""),
-        platform_message_id=container.get("message_ts"),
+        platform_message_id=press.message_id,
         event_id=f"slack-action:{user}:{stamp}" if stamp else None,
+        press=press,
     )
-    return ForEngine(
-        incoming,
-        dm=dm,
-        message_ts=container.get("message_ts") or message.get("ts"),
-        message_text=original,
-        label=label if isinstance(label, str) else None,
-    )
+
+
+def translate_json(body: Mapping[str, Any]) -> Inbound:
+    """What a recorded body (an event or a survey button, see `raw_event`) means (pure).
+
+    The customer's profile, when the listener found it, is read from `PROFILE_KEY`. Raises
+    ValueError for a body that is not readable as either.
+    """
+    try:
+        kind = body.get("type")
+        if kind == "block_actions":
+            found = translate_answer(body)
+        elif kind == "event_callback" or isinstance(body.get("event"), Mapping):
+            found = translate_event(body)
+        else:
+            return Ignored(f"Slack request of type {kind}")
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a Slack event or button press: {exc!r}") from None
+    profile = body.get(PROFILE_KEY)
+    if isinstance(found, IncomingMessage) and isinstance(profile, Mapping):
+        found = replace(
+            found,
+            first_name=_text(profile.get("first_name")),
+            last_name=_text(profile.get("last_name")),
+            locale=_text(profile.get("locale")),
+        )
+    return found
+
+
+def raw_event(body: Mapping[str, Any]) -> RawUpdate:
+    """The inbox record of a body: keyed by event id (or user and action_ts for a button), in
+    the lane of its customer.
+
+    Raises ValueError for a body without what the key needs.
+    """
+    if body.get("type") == "block_actions":
+        user = (body.get("user") or {}).get("id")
+        action = _answer_action(body) or {}
+        stamp = action.get("action_ts") or body.get("trigger_id")
+        if not isinstance(user, str) or not stamp:
+            raise ValueError("a Slack button press without a user or action_ts")
+        key = f"action:{user}:{stamp}"
+    else:
+        event = body.get("event") or {}
+        user = event.get("user") if isinstance(event, Mapping) else None
+        key = str(body.get("event_id") or "")
+        if not isinstance(user, str) or not key:
+            raise ValueError("a Slack event without an event_id or a user")
+    return RawUpdate(event_key=key, lane=f"{CHANNEL}:{user}", body=dict(body))
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _question_text(message: Mapping[str, Any]) -> str | None:
@@ -207,25 +269,115 @@ def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _remember(store: OrderedDict[Any, Any], key: Any, value: Any) -> None:
-    store[key] = value
-    store.move_to_end(key)
-    while len(store) > _REMEMBERED:
-        store.popitem(last=False)
+def profile_of(answer: Mapping[str, Any]) -> dict[str, str | None]:
+    """The name and locale in a users.info answer, as `PROFILE_KEY` keeps them."""
+    user = answer.get("user") or {}
+    profile = user.get("profile") or {}
+    return {
+        "first_name": profile.get("first_name") or user.get("real_name") or None,
+        "last_name": profile.get("last_name") or None,
+        "locale": user.get("locale") or None,
+    }
 
 
-@dataclass(frozen=True, slots=True)
-class _Question:
-    ts: str
-    question_id: str | None
-    text: str
+# -- cxbot → Slack --------------------------------------------------------------------------------
 
 
-# -- the glue -------------------------------------------------------------------------------------
+class SlackSender:
+    """Delivers customers' messages in their DMs: the delivery worker's `ChannelSender`.
+
+    Each call is tried as `policy` says (short: the outbox does the long waiting). Raises
+    `RecipientUnreachableError`, `RateLimitedError` or `DeliveryError` (bot.errors). The DM
+    channel of each customer is asked once (conversations.open) and remembered.
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        policy: SlackRetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.policy = policy or SlackRetryPolicy()
+        self._sleep = sleep
+        self._dms: dict[str, str] = {}  # user → DM channel id
+
+    async def _call(self, method: str, what: str, **kwargs: Any) -> dict[str, Any]:
+        api = getattr(self.client, method)
+        return await call_slack(
+            lambda: api(**kwargs), what=what, policy=self.policy, sleep=self._sleep
+        )
+
+    async def open_dm(self, user_id: str) -> str:
+        """The DM channel id with a user (conversations.open; remembered)."""
+        if not _USER_ID.fullmatch(user_id):
+            raise DeliveryError(f"{user_id!r} is not a Slack user id (U… or W…)")
+        if user_id not in self._dms:
+            answer = await self._call(
+                "conversations_open", f"conversations.open {user_id}", users=user_id
+            )
+            dm = (answer.get("channel") or {}).get("id")
+            if not isinstance(dm, str) or not dm:
+                raise DeliveryError(f"conversations.open {user_id}: Slack named no channel")
+            self._dms[user_id] = dm
+        return self._dms[user_id]
+
+    async def send(self, message: OutgoingMessage) -> SentRef:
+        """Post one message (with its buttons) in the customer's DM; its ts and the DM."""
+        dm = await self.open_dm(message.user_id)
+        args = kit.render_question(message)
+        answer = await self._call(
+            "chat_postMessage",
+            f"chat.postMessage to {dm}",
+            channel=dm,
+            text=args["text"],
+            blocks=args["blocks"],
+        )
+        ts = answer.get("ts")
+        return SentRef(message_id=str(ts) if ts else None, chat=dm)
+
+    async def close_question(
+        self, *, user_id: str, sent: SentRef, text: str | None, label: str | None
+    ) -> None:
+        """Show the question with the chosen label (or just the question) in place of its
+        buttons, so that it cannot be answered twice."""
+        if sent.message_id is None:
+            return
+        dm = sent.chat or await self.open_dm(user_id)
+        args = kit.render_answered(text or "", label)
+        await self._call(
+            "chat_update",
+            f"chat.update {dm}/{sent.message_id}",
+            channel=dm,
+            ts=sent.message_id,
+            text=args["text"],
+            blocks=args["blocks"],
+        )
+
+    async def answer_button(
+        self, *, user_id: str, query_id: str | None, chat: str | None, text: str | None
+    ) -> None:
+        """A short notice to whoever pressed, seen by them only (the press was acknowledged
+        when it arrived, so without `text` there is nothing to do)."""
+        if not text:
+            return
+        dm = chat or await self.open_dm(user_id)
+        await self._call(
+            "chat_postEphemeral",
+            f"chat.postEphemeral to {user_id}",
+            channel=dm,
+            user=user_id,
+            text=text[:MAX_NOTICE],
+        )
+
+
+# -- receiving, and the support desk ---------------------------------------------------------------
 
 
 class SlackChannel:
-    """Runs the engine and the support desk behind a Bolt `AsyncApp` (Socket Mode or HTTP).
+    """Bolt listeners behind an `AsyncApp` (Socket Mode or HTTP): customers' events into the
+    inbox, alert buttons and modals to the support desk.
 
     The caller builds `app` (token, `AsyncWebClient` with `base_url`, signing secret in HTTP
     mode, `process_before_response=True`) and starts the channel with `start_socket_mode` or
@@ -235,9 +387,8 @@ class SlackChannel:
     def __init__(
         self,
         app: AsyncApp,
-        handler: Handler,
+        record: RecordUpdates,
         *,
-        undelivered: ReportUndelivered,
         desk: SupportDesk | None = None,
         policy: SlackRetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
@@ -246,14 +397,9 @@ class SlackChannel:
         self.client = app.client
         self.policy = policy or SlackRetryPolicy()
         self._sleep = sleep
-        self._handler = handler
-        self._undelivered = undelivered
+        self._record = record
         self.desk = desk
-        self._locks: KeyedLocks[str] = KeyedLocks()
-        self._dms: dict[str, str] = {}  # user → DM channel id
-        self._profiles: dict[str, tuple[str | None, str | None, str | None]] = {}
-        self._open: OrderedDict[str, _Question] = OrderedDict()  # DM → its live question
-        self._closed: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._profiles: dict[str, dict[str, str | None]] = {}  # user → PROFILE_KEY's value
         self._socket: AsyncSocketModeHandler | None = None
         self._http = AsyncSlackRequestHandler(app)
         self.bot_user_id: str | None = None
@@ -268,10 +414,12 @@ class SlackChannel:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def _call(self, method: str, what: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(
+        self, method: str, what: str, *, policy: SlackRetryPolicy | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         api = getattr(self.client, method)
         return await call_slack(
-            lambda: api(**kwargs), what=what, policy=self.policy, sleep=self._sleep
+            lambda: api(**kwargs), what=what, policy=policy or self.policy, sleep=self._sleep
         )
 
     async def connect(self) -> None:
@@ -300,158 +448,47 @@ class SlackChannel:
         """`POST /slack/events`: Bolt verifies the signature and timestamp, then dispatches."""
         retry = request.headers.get(RETRY_HEADER)
         if retry is not None:
-            # Handled again safely (event ids are recorded once); the log says why it came.
+            # Recorded again harmlessly (the inbox keeps one row per event id); the log says why.
             log.info("Slack retry %s (%s)", retry, request.headers.get("x-slack-retry-reason", "?"))
         return await self._http.handle(request)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("handling a Slack request failed (%s)", body.get("type"), exc_info=error)
-        raise error  # HTTP 500 / no Socket Mode ack: Slack retries, the event id dedups
+        raise error  # HTTP 500 / no Socket Mode ack: Slack retries, the inbox dedups
 
     # -- customers ----------------------------------------------------------------------------
 
     async def _on_message(self, body: dict[str, Any]) -> None:
-        translated = translate_event(body)
-        if isinstance(translated, Ignored):
-            log.debug("ignoring Slack event %s: %s", body.get("event_id"), translated.reason)
+        found = translate_event(body)
+        if isinstance(found, Ignored):
+            log.debug("ignoring Slack event %s: %s", body.get("event_id"), found.reason)
             return
-        async with self._locks.hold(translated.dm):
-            await self._turn(translated)
+        # Bolt answers Slack once this returns: after the inbox committed the event.
+        await self._record([raw_event(await self._with_profile(body, found.user_id))])
 
     async def _on_answer(self, ack: Any, body: dict[str, Any]) -> None:
+        found = translate_answer(body)
+        if isinstance(found, IncomingMessage):
+            await self._record([raw_event(await self._with_profile(body, found.user_id))])
         await ack()
-        translated = translate_answer(body)
-        if isinstance(translated, Ignored):
-            return
-        async with self._locks.hold(translated.dm):
-            key = (translated.dm, translated.message_ts or "")
-            if key in self._closed:
-                label = self._closed[key]
-                text = (
-                    NOTICES["already_answered"].format(label=label)
-                    if label is not None
-                    else NOTICES["closed"]
-                )
-                await self._ephemeral(translated.dm, translated.message.user_id, text)
-                return
-            await self._turn(translated)
 
-    async def _profile(self, msg: IncomingMessage) -> IncomingMessage:
-        """The message with the customer's name and locale (users.info, once per process)."""
-        if msg.user_id not in self._profiles:
+    async def _with_profile(self, body: Mapping[str, Any], user: str) -> dict[str, Any]:
+        """The body with the customer's name and locale (users.info, once per process)."""
+        if user not in self._profiles:
             try:
-                answer = await self._call(
-                    "users_info", f"users.info {msg.user_id}", user=msg.user_id, include_locale=True
-                )
-            except DeliveryError as exc:
-                log.info("no Slack profile for %s: %s", msg.user_id, exc)
-                return msg  # not cached: asked again next time
-            user = answer.get("user") or {}
-            profile = user.get("profile") or {}
-            first = profile.get("first_name") or user.get("real_name") or None
-            last = profile.get("last_name") or None
-            self._profiles[msg.user_id] = (first, last, user.get("locale"))
-        first, last, locale = self._profiles[msg.user_id]
-        return replace(msg, first_name=first, last_name=last, locale=locale)
-
-    async def _turn(self, t: ForEngine) -> None:
-        self._dms[t.message.user_id] = t.dm
-        replies = await self._handler(await self._profile(t.message))
-        if not replies:
-            return  # a redelivered event
-        answered = next((r.answered for r in replies if r.answered is not None), None)
-        if t.message_ts is not None:
-            if answered is not None:
-                await self._close(t.dm, t.message_ts, t.message_text or "", t.label)
-            else:  # a button of a question no longer asked
-                await self._close(t.dm, t.message_ts, t.message_text or "", None)
-        elif answered is not None:
-            current = self._open.get(t.dm)
-            if current is not None and current.question_id == answered:
-                await self._close(t.dm, current.ts, current.text, None)  # answered by typing
-        await self._send_all(t.dm, t.message.user_id, replies)
-
-    async def _send_all(self, dm: str, user_id: str, replies: Sequence[OutgoingMessage]) -> None:
-        for reply in replies:
-            previous = self._open.get(dm)
-            if reply.choices and previous is not None:
-                await self._close(dm, previous.ts, previous.text, None)  # one live question
-            try:
-                ts = await self._post(dm, reply)
-            except DeliveryError as exc:
-                # The turn is stored, so a retry by Slack would be ignored as a duplicate: the
-                # engine keeps the failure and sends the question again. Later replies wait too.
-                unreachable = isinstance(exc, RecipientUnreachableError)
-                await self._undelivered(
-                    channel=CHANNEL, user_id=user_id, reason=str(exc), unreachable=unreachable
-                )
-                return
-            if reply.choices:
-                _remember(self._open, dm, _Question(ts, reply.question_id, reply.text))
-
-    async def _post(self, dm: str, message: OutgoingMessage) -> str:
-        args = kit.render_question(message)
-        answer = await self._call(
-            "chat_postMessage",
-            f"chat.postMessage to {dm}",
-            channel=dm,
-            text=args["text"],
-            blocks=args["blocks"],
-        )
-        return str(answer.get("ts") or "")
-
-    async def _close(self, dm: str, ts: str, text: str, label: str | None) -> None:
-        """Show the chosen value (or nothing) in place of the buttons: no double answers."""
-        key = (dm, ts)
-        if key in self._closed and label is None:
-            return
-        _remember(self._closed, key, label)
-        current = self._open.get(dm)
-        if current is not None and current.ts == ts:
-            del self._open[dm]
-        args = kit.render_answered(text, label)
-        try:
-            await self._call(
-                "chat_update",
-                f"chat.update {dm}/{ts}",
-                channel=dm,
-                ts=ts,
-                text=args["text"],
-                blocks=args["blocks"],
-            )
-        except DeliveryError as exc:
-            # Cosmetic: the answer is stored; the engine refuses a stale button anyway.
-            log.warning("could not close an answered question: %s", exc)
-
-    async def open_dm(self, user_id: str) -> str:
-        """The DM channel id with a user (conversations.open; remembered)."""
-        if not _USER_ID.fullmatch(user_id):
-            raise DeliveryError(f"{user_id!r} is not a Slack user id (U… or W…)")
-        if user_id not in self._dms:
-            answer = await self._call(
-                "conversations_open", f"conversations.open {user_id}", users=user_id
-            )
-            self._dms[user_id] = str((answer.get("channel") or {}).get("id") or "")
-        return self._dms[user_id]
-
-    async def deliver(self, messages: Sequence[OutgoingMessage]) -> list[str]:
-        """Send messages to their customers' DMs in order (invitations, support replies).
-
-        Raises RecipientUnreachableError / RateLimitedError / DeliveryError; the first failure
-        stops the rest. Returns the messages' ts.
-        """
-        sent: list[str] = []
-        for message in messages:
-            dm = await self.open_dm(message.user_id)
-            async with self._locks.hold(dm):
-                previous = self._open.get(dm)
-                if message.choices and previous is not None:
-                    await self._close(dm, previous.ts, previous.text, None)
-                ts = await self._post(dm, message)
-                if message.choices:
-                    _remember(self._open, dm, _Question(ts, message.question_id, message.text))
-            sent.append(ts)
-        return sent
+                async with asyncio.timeout(PROFILE_TIMEOUT):
+                    answer = await self._call(
+                        "users_info",
+                        f"users.info {user}",
+                        policy=PROFILE_POLICY,
+                        user=user,
+                        include_locale=True,
+                    )
+            except (DeliveryError, TimeoutError) as exc:
+                log.info("no Slack profile for %s: %r", user, exc)
+                return dict(body)  # not remembered: asked again next time
+            self._profiles[user] = profile_of(answer)
+        return {**body, PROFILE_KEY: self._profiles[user]}
 
     async def _ephemeral(self, channel: str, user: str, text: str) -> None:
         try:
@@ -657,6 +694,8 @@ class SlackChannel:
             await self._form_error(ack, kit.REPLY_BLOCK, NOTICES["gone"])
             return
         except DeliveryError as exc:
+            # The customer's channel is not served here. A platform failure comes later, from
+            # the delivery worker (stored as a delivery failure of the review item).
             await self._form_error(ack, kit.REPLY_BLOCK, NOTICES["reply_failed"].format(error=exc))
             return
         await ack()

@@ -219,6 +219,9 @@ class DeliveryWorker:
                 error=error,
                 review_item_id=row.review_item_id,
             )
+            if unreachable:
+                # Nothing more can reach them: the rest of the lane is given up with it.
+                out_q.fail_lane(session, lane=row.lane, error=error)
             customer = cust_q.get_customer(session, channel=row.channel, external_id=row.recipient)
             if customer is None or customer.id is None:
                 return

@@ -4,9 +4,11 @@ Each incoming message is one *turn*: the customer, their conversation, the parse
 review flag and the move to the next question are read and written in ONE database transaction,
 so a crash loses nothing and a restart resumes at the question the customer was on.
 
-States: no conversation → (START / `begin`) → ACTIVE at question q → … → COMPLETED (thanks), or
-OPTED_OUT (the customer said stop), or ABANDONED (a new survey replaced it). The key of a
-conversation is (channel, customer's platform id).
+States and transitions are ONE table, `bot.survey_machine.TABLE` (rendered in that module's
+docstring): `_dispatch` classifies each turn into (state, input), looks up the action and runs
+it. Stored, a conversation goes ACTIVE at question q → … → COMPLETED (thanks), or OPTED_OUT (the
+customer said stop), or ABANDONED (a new survey replaced it). The key of a conversation is
+(channel, customer's platform id).
 
 Concurrency: turns of the same customer are serialised inside one process by a per-key asyncio
 lock, and across processes by a row lock on the active conversation (PostgreSQL). Turns of

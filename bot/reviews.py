@@ -4,8 +4,10 @@ Workflow (keyword-only functions over storage queries; each is one transaction):
 
 - `acknowledge` — an open item becomes acknowledged;
 - `resolve` — the item is resolved, with the support agent's note;
-- `reply` — a message is delivered to the customer on *their* channel (Telegram, Slack…)
-  through the channel registry, and recorded; an open item becomes acknowledged.
+- `reply` — a message to the customer on *their* channel (Telegram, Slack…) is queued in the
+  outbox and recorded, in one transaction; an open item becomes acknowledged. The delivery
+  worker sends it; if the platform refuses it for good, a delivery failure of the item is
+  stored (purpose `review_reply`).
 
 Every action is stored as a review event (who, what, when, note), so the item's history is data.
 
@@ -28,6 +30,7 @@ from typing import Protocol
 
 from bot.errors import DeliveryError, RateLimitedError, ReviewNotFoundError
 from bot.messages import OutgoingMessage, ReviewCard, ReviewStep
+from bot.turn_outbox import enqueue_message, uses_outbox
 from bot.waiting import wait_for_event
 from storage import review_queue as rq
 from storage.database import Database, Session, transaction
@@ -47,9 +50,6 @@ class ShowAlert(Protocol):
     def __call__(
         self, *, target: str, card: ReviewCard, message_ts: str | None
     ) -> Awaitable[str]: ...
-
-
-Deliver = Callable[[str, Sequence[OutgoingMessage]], Awaitable[object]]
 
 
 def _aware(value: datetime) -> datetime:
@@ -95,51 +95,35 @@ def resolve(db: Database, *, review_id: int, actor: str, note: str) -> bool:
         return True
 
 
-def _recipient(db: Database, review_id: int) -> tuple[str, str]:
+def reply(
+    db: Database,
+    *,
+    review_id: int,
+    actor: str,
+    text: str,
+    can_reply: Callable[[str], bool] = lambda _c: True,
+) -> None:
+    """Queue `text` for the item's customer on their channel and record it, in one transaction.
+
+    `can_reply(channel)`: whether this cxbot delivers on the customer's channel; when it does
+    not, DeliveryError is raised and nothing is stored. ReviewNotFoundError for an unknown id.
+    """
     with transaction(db) as session:
         details = rq.review_details(session, review_item_id=review_id)
         if details is None:
             raise ReviewNotFoundError(f"review item #{review_id} does not exist")
-        return details.customer.channel, details.customer.external_id
-
-
-async def reply(db: Database, *, review_id: int, actor: str, text: str, deliver: Deliver) -> None:
-    """Send `text` to the item's customer on their channel, then record it.
-
-    `deliver(channel, messages)` is the channel registry's. A failed delivery is stored as a
-    delivery failure and raised (DeliveryError); nothing is recorded as replied then.
-    """
-    channel, user_id = await asyncio.to_thread(_recipient, db, review_id)
-    message = OutgoingMessage(channel=channel, user_id=user_id, text=text)
-    try:
-        await deliver(channel, [message])
-    except DeliveryError as exc:
-        await asyncio.to_thread(
-            _store_failure, db, channel, user_id, "review_reply", str(exc), review_id
-        )
-        raise
-    await asyncio.to_thread(_record_reply, db, review_id, actor, text)
-
-
-def _record_reply(db: Database, review_id: int, actor: str, text: str) -> None:
-    with transaction(db) as session:
-        item = _item(session, review_id)
+        channel, user_id = details.customer.channel, details.customer.external_id
+        if not uses_outbox(channel) or not can_reply(channel):
+            raise DeliveryError(f"the {channel} channel is not configured in this cxbot")
+        item = _item(session, review_id)  # locked: one status change at a time
         status = ReviewStatus.ACKNOWLEDGED if item.status == ReviewStatus.OPEN else None
         rq.add_review_event(
             session, item=item, action="replied", actor=actor, note=text, status=status
         )
-
-
-def _store_failure(
-    db: Database, channel: str, target: str, purpose: str, error: str, review_id: int | None
-) -> None:
-    with transaction(db) as session:
-        rq.add_delivery_failure(
+        enqueue_message(
             session,
-            channel=channel,
-            target=target,
-            purpose=purpose,
-            error=error,
+            OutgoingMessage(channel=channel, user_id=user_id, text=text),
+            purpose="review_reply",
             review_item_id=review_id,
         )
 
@@ -362,17 +346,20 @@ class ReviewDesk:
         *,
         db: Database,
         support_users: Sequence[str],
-        deliver: Deliver,
         poster: AlertPoster | None,
         actor_prefix: str = "slack",
         can_reply: Callable[[str], bool] = lambda _c: True,
     ) -> None:
         self._db = db
         self._users = frozenset(support_users)
-        self._deliver = deliver
         self._poster = poster
         self._prefix = actor_prefix
         self._can_reply = can_reply
+        self._queued: list[Callable[[], None]] = []
+
+    def on_queued(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (in the event loop) after a reply was queued in the outbox."""
+        self._queued.append(listener)
 
     @property
     def support_users(self) -> frozenset[str]:
@@ -419,15 +406,20 @@ class ReviewDesk:
         return changed
 
     async def reply(self, *, review_id: int, actor: str, text: str) -> None:
-        """Deliver a reply to the customer, record it, and update the alert in place.
+        """Queue a reply to the customer, record it, and update the alert in place.
 
-        Raises ReviewNotFoundError for an id no item has (nothing is sent then).
+        The delivery worker sends it (and stores a delivery failure if the platform refuses).
+        Raises DeliveryError, storing nothing, when the customer's channel is not served here;
+        ReviewNotFoundError for an id no item has.
         """
-        await reply(
+        await asyncio.to_thread(
+            reply,
             self._db,
             review_id=review_id,
             actor=self._actor(actor),
             text=text,
-            deliver=self._deliver,
+            can_reply=self._can_reply,
         )
+        for listener in self._queued:
+            listener()
         await self._refresh(review_id)

@@ -165,6 +165,21 @@ def record_failed(session: Session, *, message_id: int, error: str) -> OutboxMes
     return session.get(OutboxMessage, message_id)
 
 
+def fail_lane(session: Session, *, lane: str, error: str) -> int:
+    """Give up every unsent message of a lane (its recipient cannot be reached); how many."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(_pending(), OutboxMessage.lane == lane)
+        .values(
+            failed_at=utcnow(),
+            last_error=error[:MAX_ERROR],
+            claimed_by=None,
+            claimed_until=None,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def claim_holders(session: Session) -> list[str]:
     """The workers holding claims on unsent rows now."""
     stmt = (

@@ -10,16 +10,27 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import slack_blocks as kit
-from adapters.slack import ForEngine, Ignored, translate_answer, translate_event
+from adapters.slack import (
+    PROFILE_KEY,
+    SlackSender,
+    raw_event,
+    translate_answer,
+    translate_event,
+    translate_json,
+)
 from adapters.slack_delivery import SlackRetryPolicy, call_slack
 from bot.errors import DeliveryError, RateLimitedError, RecipientUnreachableError
 from bot.messages import (
+    ButtonPress,
     Choice,
     ChoiceStyle,
+    Ignored,
+    IncomingMessage,
     MessageKind,
     OutgoingMessage,
     ReviewCard,
     ReviewStep,
+    SentRef,
 )
 from tests.fakes.slack_api import FakeSlackAPI, button_press, dm_event
 
@@ -27,12 +38,11 @@ ANN = "U0ANN0001"
 
 
 def test_a_direct_message_is_text_with_the_event_id() -> None:
-    result = translate_event(dm_event(ANN, "8 &amp; fine &lt;3", event_id="Ev01"))
-    assert isinstance(result, ForEngine)
-    assert result.dm == "D0ANN0001"
-    msg = result.message
+    msg = translate_event(dm_event(ANN, "8 &amp; fine &lt;3", event_id="Ev01"))
+    assert isinstance(msg, IncomingMessage)
     assert (msg.channel, msg.user_id, msg.kind, msg.text) == ("slack", ANN, "text", "8 & fine <3")
     assert msg.event_id == "slack:Ev01"
+    assert msg.press is None and msg.first_name is None  # no profile without the listener's
 
 
 @pytest.mark.parametrize(
@@ -50,7 +60,7 @@ def test_what_is_ignored(extra: dict[str, Any], reason: str) -> None:
 
 def test_a_file_without_text_is_unsupported() -> None:
     result = translate_event(dm_event(ANN, "", subtype="file_share"))
-    assert isinstance(result, ForEngine) and result.message.kind == MessageKind.UNSUPPORTED
+    assert isinstance(result, IncomingMessage) and result.kind == MessageKind.UNSUPPORTED
 
 
 def nps_question() -> OutgoingMessage:
@@ -69,15 +79,47 @@ def test_a_button_press_is_its_payload_and_names_the_message() -> None:
     rendered = kit.render_question(nps_question())
     message = {"ts": "1.000001", **rendered}
     result = translate_answer(button_press(ANN, "D0ANN0001", message, "a:nps:4"))
-    assert isinstance(result, ForEngine)
-    assert (result.message.kind, result.message.payload) == (MessageKind.BUTTON, "a:nps:4")
-    assert (result.message_ts, result.message_text, result.label) == (
-        "1.000001",
-        "How likely?",
-        "4",
+    assert isinstance(result, IncomingMessage)
+    assert (result.kind, result.payload) == (MessageKind.BUTTON, "a:nps:4")
+    assert result.press == ButtonPress(
+        query_id=None,
+        message_id="1.000001",
+        chat="D0ANN0001",
+        message_text="How likely?",
+        label="4",
     )
-    assert result.message.event_id is not None
-    assert result.message.event_id.startswith(f"slack-action:{ANN}:")
+    assert result.event_id is not None
+    assert result.event_id.startswith(f"slack-action:{ANN}:")
+
+
+def test_what_is_recorded_is_keyed_by_event_and_press_and_carries_the_profile() -> None:
+    profile = {"first_name": "Ann", "last_name": "Lee", "locale": "es-ES"}
+    event = {**dm_event(ANN, "9", event_id="Ev02"), PROFILE_KEY: profile}
+    raw = raw_event(event)
+    assert (raw.event_key, raw.lane) == ("Ev02", f"slack:{ANN}")
+    msg = translate_json(raw.body)
+    assert isinstance(msg, IncomingMessage)
+    assert (msg.text, msg.first_name, msg.last_name, msg.locale) == ("9", "Ann", "Lee", "es-ES")
+    plain = translate_json(dm_event(ANN, "9"))  # users.info failed: recorded without profile
+    assert isinstance(plain, IncomingMessage) and plain.first_name is None
+
+    message = {"ts": "1.000001", **kit.render_question(nps_question())}
+    press = button_press(ANN, "D0ANN0001", message, "a:nps:4")
+    raw = raw_event({**press, PROFILE_KEY: profile})
+    stamp = press["actions"][0]["action_ts"]
+    assert (raw.event_key, raw.lane) == (f"action:{ANN}:{stamp}", f"slack:{ANN}")
+    pressed = translate_json(raw.body)
+    assert isinstance(pressed, IncomingMessage) and pressed.kind == MessageKind.BUTTON
+    assert (pressed.payload, pressed.first_name) == ("a:nps:4", "Ann")
+    assert translate_json({"type": "url_verification"}) == Ignored(
+        "Slack request of type url_verification"
+    )
+    with pytest.raises(ValueError, match="event_id"):
+        raw_event({"type": "event_callback", "event": {"type": "message", "user": ANN}})
+    with pytest.raises(ValueError, match="not a Slack event"):
+        translate_json(
+            {"type": "block_actions", "actions": [{"action_id": "cxbot_answer_0"}], "user": ANN}
+        )
 
 
 def test_scales_and_options_are_laid_out_as_buttons() -> None:
@@ -183,3 +225,29 @@ async def test_slack_errors_become_the_projects_errors() -> None:
         fake.fail("chat.postMessage", "internal_error", status=500, times=3)
         with pytest.raises(DeliveryError, match="internal_error"):
             await post()
+
+
+async def test_the_sender_posts_in_the_dm_closes_in_place_and_answers_privately() -> None:
+    policy = SlackRetryPolicy(attempts=2, backoff=0.01)
+    with FakeSlackAPI() as fake:
+        sender = SlackSender(
+            AsyncWebClient(token=fake.token, base_url=fake.base_url), policy=policy
+        )
+        sent = await sender.send(nps_question())
+        dm = "D0ANN0001"
+        assert sent == SentRef(message_id=fake.last(dm)["ts"], chat=dm)
+        (post,) = fake.requests("chat.postMessage")
+        assert post.body["blocks"] == kit.render_question(nps_question())["blocks"]
+
+        await sender.close_question(user_id=ANN, sent=sent, text="How likely?", label="8")
+        assert fake.last(dm) == {"ts": sent.message_id, **kit.render_answered("How likely?", "8")}
+        await sender.answer_button(user_id=ANN, query_id=None, chat=dm, text=None)
+        await sender.answer_button(user_id=ANN, query_id=None, chat=None, text="Already: 8")
+        (notice,) = fake.requests("chat.postEphemeral")
+        assert notice.body == {"channel": dm, "user": ANN, "text": "Already: 8"}
+
+        fake.fail("chat.postMessage", "account_inactive")
+        with pytest.raises(RecipientUnreachableError, match=f"chat.postMessage to {dm}"):
+            await sender.send(nps_question())
+        with pytest.raises(DeliveryError, match="not a Slack user id"):
+            await sender.send(replace(nps_question(), user_id="ann"))

@@ -1,20 +1,15 @@
-"""The Telegram adapter's pure parts: updates → engine messages, engine messages → keyboards."""
+"""The Telegram adapter's pure parts: an update → what it means for cxbot (`Inbound`), an
+update's JSON → its inbox record (`raw_update`), engine messages → inline keyboards."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-from telegram import Update
+from telegram import CallbackQuery, Chat, InaccessibleMessage, Update, User
 
-from adapters.telegram import (
-    Blocked,
-    ForEngine,
-    Ignored,
-    NotPrivate,
-    render_message,
-    translate_update,
-)
+from adapters.telegram import raw_update, render_message, translate_json, translate_update
 from adapters.telegram_links import (
     DeepLinkError,
     StartPayload,
@@ -22,28 +17,42 @@ from adapters.telegram_links import (
     deep_link,
     encode_start_payload,
 )
-from bot.messages import Choice, ChoiceStyle, MessageKind, OutgoingMessage
+from bot.messages import (
+    ButtonPress,
+    Choice,
+    ChoiceStyle,
+    Ignored,
+    IncomingMessage,
+    MessageKind,
+    Notice,
+    OutgoingMessage,
+    RawUpdate,
+    Unreachable,
+)
 from tests.fakes.telegram_api import BOT_USER, FakeTelegramAPI
 
 fake = FakeTelegramAPI()  # only its update builders: no server is started
+
+PRIVATE_ONLY = "I only run surveys in private chats. Please message me directly."
+PRIVATE_ONLY_ES = "Solo hago encuestas en chats privados. Escríbeme directamente."
 
 
 def update(data: dict[str, Any], update_id: int = 7) -> Update:
     return Update.de_json({"update_id": update_id, **data}, None)
 
 
-def engine_message(data: dict[str, Any]) -> ForEngine:
+def engine_message(data: dict[str, Any]) -> IncomingMessage:
     result = translate_update(update(data))
-    assert isinstance(result, ForEngine), result
+    assert isinstance(result, IncomingMessage), result
     return result
 
 
 def test_private_text_becomes_a_text_message_with_profile_and_event_id() -> None:
-    t = engine_message(fake.message(42, "8/10", first_name="Lucía", language_code="es-MX"))
-    msg = t.message
+    msg = engine_message(fake.message(42, "8/10", first_name="Lucía", language_code="es-MX"))
     assert (msg.channel, msg.user_id, msg.kind, msg.text) == ("telegram", "42", "text", "8/10")
     assert (msg.first_name, msg.locale, msg.event_id) == ("Lucía", "es-MX", "tg:7")
-    assert msg.platform_message_id is not None and t.chat_id == 42 and t.press is None
+    assert msg.platform_message_id is not None and int(msg.user_id) == 42
+    assert msg.press is None and not msg.bad_link
 
 
 @pytest.mark.parametrize(
@@ -65,13 +74,14 @@ def test_private_text_becomes_a_text_message_with_profile_and_event_id() -> None
 def test_start_with_deep_link_payload(
     text: str, flow: str | None, context: dict[str, str], bad: bool
 ) -> None:
-    t = engine_message(fake.message(42, text))
-    assert t.message.kind == MessageKind.START
-    assert (t.message.flow_id, t.message.context, t.bad_link) == (flow, context, bad)
+    msg = engine_message(fake.message(42, text))
+    assert msg.kind == MessageKind.START
+    assert (msg.flow_id, msg.context, msg.bad_link) == (flow, context, bad)
 
 
 def test_other_commands_reach_the_engine_as_text() -> None:
-    assert engine_message(fake.message(42, "/stop")).message.text == "/stop"
+    msg = engine_message(fake.message(42, "/stop"))
+    assert (msg.kind, msg.text) == (MessageKind.TEXT, "/stop")
 
 
 @pytest.mark.parametrize(
@@ -95,23 +105,32 @@ def test_other_commands_reach_the_engine_as_text() -> None:
     ],
 )
 def test_media_and_locations_are_unsupported(content: dict[str, Any]) -> None:
-    t = engine_message(fake.message(42, None, **content))
-    assert t.message.kind == MessageKind.UNSUPPORTED
+    msg = engine_message(fake.message(42, None, **content))
+    assert (msg.kind, msg.user_id, msg.text) == (MessageKind.UNSUPPORTED, "42", None)
 
 
 def test_edits_channel_posts_and_service_messages_are_ignored() -> None:
     assert isinstance(translate_update(update(fake.message(42, "9", edited=True))), Ignored)
     post = {"message_id": 1, "date": 0, "chat": {"id": -100, "type": "channel"}, "text": "hi"}
     assert isinstance(translate_update(update({"channel_post": post})), Ignored)
+    assert isinstance(translate_update(update({"edited_channel_post": post})), Ignored)
     service = fake.message(42, None, new_chat_title="x")
     assert translate_update(update(service)) == Ignored("service message")
+    assert isinstance(translate_update(update({})), Ignored)  # a type cxbot does not ask for
 
 
-def test_group_commands_get_a_private_only_reply_and_other_group_messages_nothing() -> None:
+def test_group_commands_get_a_private_only_notice_and_other_group_messages_nothing() -> None:
     group = translate_update(update(fake.message(-1001, "/start@cx_test_bot", chat_type="group")))
-    assert group == NotPrivate(chat_id=-1001, locale="en")
+    assert group == Notice(channel="telegram", recipient="-1001", text=PRIVATE_ONLY)
     chatter = fake.message(-1001, "hello all", chat_type="supergroup")
     assert isinstance(translate_update(update(chatter)), Ignored)
+
+
+def test_the_private_only_notice_speaks_the_senders_language() -> None:
+    group = fake.message(-1001, "/help", chat_type="supergroup", language_code="es-ES")
+    assert translate_update(update(group)) == Notice(
+        channel="telegram", recipient="-1001", text=PRIVATE_ONLY_ES
+    )
 
 
 def callback(chat_id: int, data: str, *, chat_type: str = "private") -> dict[str, Any]:
@@ -136,30 +155,219 @@ def callback(chat_id: int, data: str, *, chat_type: str = "private") -> dict[str
 
 
 def test_button_press_carries_payload_label_and_the_message_to_edit() -> None:
-    t = engine_message(callback(42, "a:csat:4"))
-    assert (t.message.kind, t.message.payload, t.message.user_id) == ("button", "a:csat:4", "42")
-    assert t.press is not None
-    assert (t.press.query_id, t.press.message_id, t.press.label) == ("q9", 5, "4 🙂")
-    assert t.press.message_text == "How satisfied?"
+    msg = engine_message(callback(42, "a:csat:4"))
+    assert (msg.kind, msg.payload, msg.user_id) == ("button", "a:csat:4", "42")
+    assert (msg.event_id, msg.platform_message_id) == ("tg:7", "5")
+    assert msg.press == ButtonPress(
+        query_id="q9", message_id="5", message_text="How satisfied?", label="4 🙂"
+    )
     forged = engine_message(callback(42, "a:csat:99"))
     assert forged.press is not None and forged.press.label is None
+    assert forged.press.message_id == "5"
+
+
+def test_a_press_on_a_message_telegram_no_longer_shows_has_no_message_to_edit() -> None:
+    """Telegram sends an InaccessibleMessage for old messages: no text, label or id to edit."""
+    ann = User(id=42, is_bot=False, first_name="Ann")
+    gone = InaccessibleMessage(chat=Chat(id=42, type="private"), message_id=5)
+    query = CallbackQuery(id="q9", from_user=ann, chat_instance="c", message=gone, data="a:nps:9")
+    msg = translate_update(Update(update_id=7, callback_query=query))
+    assert isinstance(msg, IncomingMessage)
+    assert (msg.kind, msg.payload, msg.user_id) == (MessageKind.BUTTON, "a:nps:9", "42")
+    assert msg.press == ButtonPress(query_id="q9", message_id=None)
+
+
+def test_buttons_without_a_message_or_data_are_ignored() -> None:
+    inline = {
+        "callback_query": {
+            "id": "q1",
+            "from": fake.user(42),
+            "chat_instance": "c",
+            "inline_message_id": "im",
+            "data": "a:nps:9",
+        }
+    }
+    assert isinstance(translate_update(update(inline)), Ignored)
+    game = callback(42, "a:csat:4")
+    del game["callback_query"]["data"]
+    assert isinstance(translate_update(update(game)), Ignored)
 
 
 def test_buttons_in_groups_are_answered_with_the_private_only_notice() -> None:
     result = translate_update(update(callback(-1001, "a:csat:4", chat_type="group")))
-    assert result == NotPrivate(chat_id=-1001, locale="en", query_id="q9")
+    assert result == Notice(channel="telegram", recipient="-1001", text=PRIVATE_ONLY, query_id="q9")
+
+
+def membership(chat: dict[str, Any], new_status: str) -> dict[str, Any]:
+    new: dict[str, Any] = {"status": new_status, "user": BOT_USER}
+    if new_status == "kicked":
+        new["until_date"] = 0
+    return {
+        "my_chat_member": {
+            "chat": chat,
+            "from": fake.user(42),
+            "date": 0,
+            "old_chat_member": {"status": "member", "user": BOT_USER},
+            "new_chat_member": new,
+        }
+    }
 
 
 def test_blocking_the_bot_is_noticed() -> None:
-    member = {"status": "member", "user": BOT_USER}
-    change = {
-        "chat": {"id": 42, "type": "private"},
-        "from": fake.user(42),
-        "date": 0,
-        "old_chat_member": member,
-        "new_chat_member": {"status": "kicked", "user": BOT_USER, "until_date": 0},
+    blocked = membership({"id": 42, "type": "private"}, "kicked")
+    assert translate_update(update(blocked)) == Unreachable(
+        channel="telegram", user_id="42", reason="blocked the bot"
+    )
+
+
+def test_other_membership_changes_are_ignored() -> None:
+    removed_from_group = membership({"id": -1001, "type": "group", "title": "G"}, "kicked")
+    assert isinstance(translate_update(update(removed_from_group)), Ignored)
+    restarted = membership({"id": 42, "type": "private"}, "member")
+    assert isinstance(translate_update(update(restarted)), Ignored)
+
+
+# -- translate_json: the same translation, from the JSON the inbox keeps --------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        fake.message(42, "8/10"),
+        fake.message(42, "/start post_purchase"),
+        fake.message(42, "9", edited=True),
+        fake.message(-1001, "/start", chat_type="group"),
+        callback(42, "a:csat:4"),
+        callback(-1001, "a:csat:4", chat_type="group"),
+        membership({"id": 42, "type": "private"}, "kicked"),
+    ],
+    ids=["text", "start", "edited", "group-command", "button", "group-button", "blocked"],
+)
+def test_translate_json_reads_what_the_inbox_stored_as_translate_update_does(
+    data: dict[str, Any],
+) -> None:
+    stored = json.loads(json.dumps({"update_id": 7, **data}))  # as a JSON column gives it back
+    assert translate_json(stored) == translate_update(update(data))
+
+
+def test_translate_json_of_a_button_press() -> None:
+    msg = translate_json({"update_id": 8, **callback(42, "a:csat:4")})
+    assert isinstance(msg, IncomingMessage)
+    assert (msg.event_id, msg.kind, msg.payload) == ("tg:8", MessageKind.BUTTON, "a:csat:4")
+    assert msg.press is not None and (msg.press.message_id, msg.press.label) == ("5", "4 🙂")
+
+
+# The bodies tests/web/test_telegram_webhook.py answers 400, and more that are not updates.
+MALFORMED: list[dict[str, Any]] = [
+    {"hello": "world"},
+    {"update_id": 1, "message": "x"},
+    {"update_id": 2, "message": [1]},
+    {"update_id": 3, "callback_query": {"id": "q"}},
+    {"update_id": 4, "message": {"message_id": 1, "date": 0, "text": "hi"}},  # no chat
+    {
+        "update_id": 5,
+        "callback_query": {
+            "id": "q",
+            "chat_instance": "c",
+            "data": "a:nps:9",
+            "from": {"id": 42, "is_bot": False, "first_name": "Ann"},
+            "message": {"message_id": 1, "date": 0, "text": "NPS?"},
+        },
+    },
+    {"update_id": "six", **fake.message(42, "hi")},
+]
+MALFORMED_IDS = [
+    "no-update-id",
+    "message-text",
+    "message-list",
+    "button-fields",
+    "no-chat",
+    "button-no-chat",
+    "update-id-not-a-number",
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED, ids=MALFORMED_IDS)
+def test_translate_json_refuses_what_is_not_an_update(body: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"^not a Telegram update"):
+        translate_json(body)
+
+
+# -- raw_update: the inbox record ---------------------------------------------------------------
+
+
+def test_a_message_is_keyed_by_update_id_in_its_chats_lane() -> None:
+    data = {"update_id": 1234, **fake.message(42, "hello")}
+    assert raw_update(data) == RawUpdate(event_key="1234", lane="telegram:42", body=data)
+
+
+@pytest.mark.parametrize(
+    ("data", "lane"),
+    [
+        (fake.message(42, "/start"), "telegram:42"),
+        (fake.message(42, "9", edited=True), "telegram:42"),
+        (callback(42, "a:csat:4"), "telegram:42"),
+        (membership({"id": 42, "type": "private"}, "kicked"), "telegram:42"),
+        (fake.message(-1001, "/start", chat_type="supergroup"), "telegram:-1001"),
+        (callback(-1001, "a:csat:4", chat_type="group"), "telegram:-1001"),
+        (
+            {"channel_post": {"message_id": 1, "date": 0, "chat": {"id": -100, "type": "channel"}}},
+            "telegram:-100",
+        ),
+        ({}, "telegram:-"),  # no chat at all: a lane of its own
+    ],
+    ids=[
+        "message",
+        "edited",
+        "button",
+        "membership",
+        "group-message",
+        "group-button",
+        "channel-post",
+        "no-chat",
+    ],
+)
+def test_each_update_goes_to_the_lane_of_its_chat(data: dict[str, Any], lane: str) -> None:
+    record = raw_update({"update_id": 99, **data})
+    assert (record.event_key, record.lane) == ("99", lane)
+
+
+def test_the_customers_messages_and_presses_share_one_lane() -> None:
+    """One chat, one lane: a press waits for the text before it (and the other way round)."""
+    text = raw_update({"update_id": 1, **fake.message(42, "hi")})
+    press = raw_update({"update_id": 2, **callback(42, "a:csat:4")})
+    other = raw_update({"update_id": 3, **fake.message(43, "hi")})
+    assert text.lane == press.lane != other.lane
+
+
+def test_a_button_on_an_inline_message_goes_to_the_pressers_lane() -> None:
+    data = {
+        "update_id": 5,
+        "callback_query": {
+            "id": "q1",
+            "from": fake.user(42),
+            "chat_instance": "c",
+            "inline_message_id": "im",
+            "data": "a:nps:9",
+        },
     }
-    assert translate_update(update({"my_chat_member": change})) == Blocked(user_id="42")
+    assert raw_update(data).lane == "telegram:42"
+
+
+def test_the_record_keeps_the_whole_update_for_processing() -> None:
+    data = {"update_id": 77, **callback(42, "a:csat:4")}
+    record = raw_update(data)
+    assert record.body == data and record.body is not data
+    assert translate_json(record.body) == translate_json(data)
+
+
+@pytest.mark.parametrize("body", MALFORMED, ids=MALFORMED_IDS)
+def test_raw_update_refuses_what_could_never_be_processed(body: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"^not a Telegram update"):
+        raw_update(body)
+
+
+# -- engine → Telegram --------------------------------------------------------------------------
 
 
 def scale(qtype: str, lo: int, hi: int) -> OutgoingMessage:

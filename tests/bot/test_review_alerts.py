@@ -15,14 +15,24 @@ from adapters.slack import SlackChannel
 from bot import reviews
 from bot.app import App, build_app
 from bot.channels import build_slack_channel
+from bot.errors import DeliveryError
+from bot.inbox import Inbox
 from bot.messages import IncomingMessage, MessageKind
-from bot.reviews import AlertPoster, SyncResult
+from bot.reviews import AlertPoster, ReviewDesk, SyncResult
 from storage.database import create_db_engine, transaction
 from storage.review_queue import alert_of, claim_alerts
 from storage.sentiment import add_score
 from storage.tables import Answer
 from tests.fakes.slack_api import FakeSlackAPI
-from tests.fakes.slack_setup import ALERTS, FAST, delivery_failures, review_items, slack_settings
+from tests.fakes.slack_setup import (
+    ALERTS,
+    FAST,
+    delivery_failures,
+    outbox_rows,
+    review_events,
+    review_items,
+    slack_settings,
+)
 
 
 @pytest.fixture
@@ -41,7 +51,7 @@ def app(fake: FakeSlackAPI, tmp_path: Path, database_url: str) -> Iterator[App]:
 
 @pytest.fixture
 async def channel(app: App) -> AsyncIterator[SlackChannel]:
-    yield build_slack_channel(app, policy=FAST)
+    yield build_slack_channel(app, Inbox(db=app.db).recorder("slack"), policy=FAST)
 
 
 def poster(app: App, channel: SlackChannel) -> AlertPoster:
@@ -234,3 +244,42 @@ async def test_a_sentiment_label_arriving_later_updates_the_alert(
     assert await alerts.sync_pending() == SyncResult(shown=1, failed=0)
     assert "(neutral 61%)" in str(fake.last(ALERTS)["blocks"])
     assert await alerts.sync_pending() == SyncResult(shown=0, failed=0)
+
+
+async def test_a_reply_is_queued_and_recorded_together(app: App) -> None:
+    await detractor(app, "U0ANN0001")
+    queued: list[str] = []
+    desk = ReviewDesk(db=app.db, support_users=["U0AGENT01"], poster=None)
+    desk.on_queued(lambda: queued.append("nudged"))
+    before = len(outbox_rows(app))
+    await desk.reply(review_id=1, actor="U0AGENT01", text="Sorry, Ann: we are on it.")
+    assert queued == ["nudged"]
+    assert review_events(app) == [("replied", "slack:U0AGENT01", "Sorry, Ann: we are on it.")]
+    assert [i.status for i in review_items(app)] == ["acknowledged"]
+    (row,) = outbox_rows(app)[before:]
+    assert (row.channel, row.recipient, row.kind, row.purpose, row.review_item_id) == (
+        "slack",
+        "U0ANN0001",
+        "message",
+        "review_reply",
+        1,
+    )
+    assert row.body["text"] == "Sorry, Ann: we are on it." and row.body["choices"] == []
+    assert row.sent_at is None  # the delivery worker sends it
+
+
+async def test_a_reply_to_a_channel_not_served_here_is_refused_and_nothing_is_stored(
+    app: App,
+) -> None:
+    await detractor(app, "U0ANN0001")
+    desk = ReviewDesk(
+        db=app.db, support_users=["U0AGENT01"], poster=None, can_reply=lambda c: c != "slack"
+    )
+    before = len(outbox_rows(app))
+    with pytest.raises(DeliveryError, match="the slack channel is not configured"):
+        await desk.reply(review_id=1, actor="U0AGENT01", text="Hello")
+    with pytest.raises(reviews.ReviewNotFoundError):
+        await desk.reply(review_id=99, actor="U0AGENT01", text="Hello")
+    assert review_events(app) == []
+    assert len(outbox_rows(app)) == before
+    assert [i.status for i in review_items(app)] == ["open"]

@@ -17,6 +17,7 @@ from bot.app import App, build_app
 from bot.config import Settings, load_settings
 from bot.errors import CxbotError
 from bot.serve import BackgroundTask, Service, Serving, serve
+from tests.fakes.serving import running
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.telegram_setup import telegram_settings
 
@@ -202,34 +203,24 @@ def test_the_command_reports_a_wrong_token(tmp_path: Path) -> None:
     assert "cxbot: error: getMe: Telegram rejected the bot token" in run.stderr
 
 
-async def test_questions_that_did_not_arrive_are_sent_again_through_the_channel(
+async def test_messages_queued_while_serve_was_down_are_sent_when_it_runs(
     tmp_path: Path,
 ) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from bot.redelivery import Redelivery
-    from bot.serve import plan_channels
-
     with FakeTelegramAPI() as fake:
         fake.known_chats.add(42)  # the customer has started the bot before
-        app = build_app(telegram_settings(fake, tmp_path, server__port="0"))
+        settings = telegram_settings(fake, tmp_path, server__port="0")
+        app = build_app(settings)
         try:
-            plan = plan_channels(app)
-            (task,) = [t for t in plan.tasks if t.name == "redelivery"]
-            redelivery = task.run.__self__  # type: ignore[attr-defined]
-            assert isinstance(redelivery, Redelivery)
-            await app.engine.begin(channel="telegram", user_id="42")  # its messages are lost
-            await app.engine.undelivered(channel="telegram", user_id="42", reason="timed out")
-            result = await redelivery.redeliver_due(datetime.now(UTC) + timedelta(minutes=2))
-            assert (result.sent, result.failed) == (1, 0)
-            sorry, question = fake.texts(42)
-            assert sorry == "Sorry, my last message didn't reach you. Here it is again:"
-            assert question.startswith("How likely are you to recommend us")
+            await app.engine.begin(channel="telegram", user_id="42")  # queued in the outbox
         finally:
             app.close()
+        assert fake.requests("sendMessage") == []
+        async with running(settings):
+            intro, question = await fake.wait_texts(42, 2)
+        assert question.startswith("How likely are you to recommend us")
 
 
-def test_without_channels_nothing_is_sent_again(plain: App) -> None:
+def test_without_channels_no_inbox_or_delivery_worker_runs(plain: App) -> None:
     from bot.serve import plan_channels
 
     assert [t.name for t in plan_channels(plain).tasks] == []

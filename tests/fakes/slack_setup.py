@@ -1,4 +1,10 @@
-"""Helpers shared by the Slack tests: settings for the fake API and `serve` in HTTP mode."""
+"""Helpers shared by the Slack tests: settings for the fake API and `serve` in HTTP mode.
+
+Customers' events are recorded in the inbox before Slack gets its answer, then processed and
+delivered in the background (inbox worker, delivery worker): `Served.event` and
+`Served.interact` wait until that work is done (`settle`) unless told not to, so that a test
+asserts on what the fake Slack API received and on the rows stored.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,8 @@ from storage.tables import (
     Answer,
     Customer,
     DeliveryFailure,
+    InboxUpdate,
+    OutboxMessage,
     ReviewAlert,
     ReviewEvent,
     ReviewItem,
@@ -68,14 +77,23 @@ class Served:
         headers: dict[str, str] | None = None,
         secret: str = SIGNING_SECRET,
         timestamp: int | None = None,
+        settle: bool = True,
     ) -> httpx.Response:
-        """POST to /slack/events, signed with `secret` at `timestamp` (now by default)."""
+        """POST to /slack/events, signed with `secret` at `timestamp` (now by default).
+
+        With `settle`, returns once what the request recorded was processed and delivered.
+        """
         all_headers = {
             "Content-Type": content_type,
             **sign(body, secret=secret, timestamp=timestamp),
             **(headers or {}),
         }
-        return await self.http.post(f"{self.url}/slack/events", content=body, headers=all_headers)
+        response = await self.http.post(
+            f"{self.url}/slack/events", content=body, headers=all_headers
+        )
+        if settle:
+            await settled(self.app)
+        return response
 
     async def event(self, body: dict[str, Any], **kw: Any) -> httpx.Response:
         """An Events API request."""
@@ -93,6 +111,41 @@ async def serving(settings: Settings) -> AsyncIterator[Served]:
     """`serve` on 127.0.0.1 port 0 until the block ends."""
     async with running(settings) as (app, url), httpx.AsyncClient(timeout=10) as http:
         yield Served(app=app, url=url, http=http)
+
+
+def inbox_rows(app: App) -> list[InboxUpdate]:
+    """Every recorded update, oldest first."""
+    with transaction(app.db) as s:
+        return list(s.exec(select(InboxUpdate).order_by(col(InboxUpdate.id))))
+
+
+def outbox_rows(app: App) -> list[OutboxMessage]:
+    """Every outbox row, oldest first."""
+    with transaction(app.db) as s:
+        return list(s.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def quiet(app: App) -> bool:
+    """True when every recorded update is processed and nothing due waits in the outbox.
+
+    A row waiting for a retry later (a rate limit) does not count as due.
+    """
+    if any(r.processed_at is None for r in inbox_rows(app)):
+        return False
+    rows = outbox_rows(app)
+    now = datetime.now(UTC)  # after reading: rows written meanwhile are due, not "later"
+    return not any(
+        r.sent_at is None and r.failed_at is None and _aware(r.not_before) <= now for r in rows
+    )
+
+
+async def settled(app: App, *, timeout: float = 10.0) -> None:
+    """Wait until the inbox and the outbox have done what is due (see `quiet`)."""
+    await wait_until(lambda: quiet(app), timeout=timeout, what="the inbox and outbox to settle")
 
 
 def answers(app: App, user: str) -> list[tuple[str, int | None, str | None]]:

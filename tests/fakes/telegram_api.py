@@ -9,6 +9,12 @@ it), serves long polling from a queue of updates the test pushes, and can be tol
     fake.fail("sendMessage", status=500, times=2)              # server errors
     fake.fail("sendMessage", raw=b"<html>oops")                # a 200 that is not JSON
     fake.block(42)                                             # 403 blocked, from now on
+    fake.latency["sendMessage"] = (0.1, 0.2)                   # answer after 100–200 ms
+
+Kill tests hook in with `on_call` (each call as it arrives, before its latency) and `on_batch`
+(each non-empty getUpdates batch, just before it is answered), and read `confirmed` (updates
+a getUpdates offset confirmed: Telegram forgets those) and `delivered` (every message the bot
+sent, with the id the fake gave it).
 
 Like Telegram, it refuses to message a chat that never wrote to the bot (400 chat not found);
 pushing an update from a chat, or `fake.known_chats.add(chat_id)`, makes it known.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -115,6 +122,13 @@ class FakeTelegramAPI:
         self._customer_message_ids = itertools.count(1)
         self._closing = False
         self._server: LoopbackServer | None = None
+        # method → (shortest, longest) seconds to wait before answering; seeded for repeats.
+        self.latency: dict[str, tuple[float, float]] = {}
+        self._random = random.Random(1)
+        self.on_call: Callable[[str, dict[str, Any]], None] | None = None
+        self.on_batch: Callable[[list[dict[str, Any]]], None] | None = None
+        self.confirmed: list[dict[str, Any]] = []
+        self.delivered: list[tuple[int, int, dict[str, Any]]] = []  # (chat, message id, body)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -366,6 +380,13 @@ class FakeTelegramAPI:
         """Answer one API call: (HTTP status, body)."""
         if token != self.token:
             return _error(401, "Unauthorized")
+        if self.on_call is not None:
+            self.on_call(method, body)
+        span = self.latency.get(method)
+        if span is not None:
+            with self._cond:
+                pause = self._random.uniform(*span)
+            time.sleep(pause)
         with self._cond:
             failure = self._take_failure(method, body)
         if failure is not None:
@@ -389,6 +410,7 @@ class FakeTelegramAPI:
         deadline = time.monotonic() + wait
         with self._cond:
             if offset is not None:  # confirms everything before it
+                self.confirmed.extend(u for u in self._state.updates if u["update_id"] < offset)
                 self._state.updates = [u for u in self._state.updates if u["update_id"] >= offset]
             while not self._state.updates and not self._state.replays and not self._closing:
                 left = deadline - time.monotonic()
@@ -396,7 +418,10 @@ class FakeTelegramAPI:
                     break
                 self._cond.wait(left)
             replays, self._state.replays = self._state.replays, []
-            return replays + list(self._state.updates[:limit])
+            batch = replays + list(self._state.updates[:limit])
+        if batch and self.on_batch is not None:
+            self.on_batch(batch)
+        return batch
 
     def _answer(self, method: str, body: dict[str, Any]) -> tuple[int, bytes]:
         state = self._state
@@ -422,6 +447,7 @@ class FakeTelegramAPI:
             if body.get("reply_markup"):
                 message["reply_markup"] = body["reply_markup"]
             state.messages[(chat_id, message_id)] = message
+            self.delivered.append((chat_id, message_id, dict(body)))
             return 200, _ok(message)
         if method in ("editMessageText", "editMessageReplyMarkup"):
             key = (chat_id, int(body["message_id"]))

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from bot.messages import IncomingMessage, MessageKind
+from storage.database import transaction
+from storage.tables import DeliveryFailure
 from tests.fakes.slack_api import (
     FakeSlackAPI,
     block_action,
@@ -28,6 +31,7 @@ from tests.fakes.slack_setup import (
     alerts_settled,
     buttons,
     delivery_failures,
+    outbox_rows,
     review_events,
     review_items,
     serving,
@@ -134,7 +138,7 @@ async def test_reply_reaches_a_slack_customer_and_is_recorded(
     await alert_shows(fake, f"Replied by <@{AGENT}> at ")
 
 
-async def test_a_reply_that_cannot_be_delivered_says_so_in_the_modal(
+async def test_a_reply_slack_refuses_is_kept_as_a_failure_of_the_item(
     fake: FakeSlackAPI, served: Served
 ) -> None:
     alert = await flagged(fake, served)
@@ -142,12 +146,41 @@ async def test_a_reply_that_cannot_be_delivered_says_so_in_the_modal(
     view = fake.requests("views.open")[0].body["view"]
     fake.fail("chat.postMessage", "account_inactive", channel=DM)
     response = await served.interact(view_submission(AGENT, view, {"reply": {"text": "Hello"}}))
-    assert response.json()["response_action"] == "errors"
-    assert "account_inactive" in response.json()["errors"]["reply"]
-    assert review_events(served.app) == []
+    # Queued and recorded at once: the modal closes; the delivery worker sends it later.
+    assert response.status_code == 200 and response.text == ""
+    assert review_events(served.app) == [("replied", f"slack:{AGENT}", "Hello")]
+    refused = fake.requests("chat.postMessage", channel=DM, text="Hello")
+    assert [c.status for c in refused] == [200]  # the fake answers ok:false with HTTP 200
     assert delivery_failures(served.app) == [
         ("review_reply", ANN, f"chat.postMessage to {DM}: account_inactive")
     ]
+    (row,) = [r for r in outbox_rows(served.app) if r.purpose == "review_reply"]
+    assert row.review_item_id == 1 and row.failed_at is not None and row.sent_at is None
+    with transaction(served.app.db) as s:
+        (failure,) = s.exec(select(DeliveryFailure))
+        assert failure.review_item_id == 1
+
+
+async def test_a_reply_to_a_customer_on_a_channel_not_served_here_is_refused_in_the_modal(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    engine = served.app.engine  # a Telegram customer, while this cxbot runs Slack only
+    await engine.handle(
+        IncomingMessage(channel="telegram", user_id="42", kind=MessageKind.START, first_name="Bo")
+    )
+    await engine.handle(IncomingMessage(channel="telegram", user_id="42", text="1"))
+    await wait_until(lambda: alerts_settled(served.app), what="the alert")
+    view = {"type": "modal", "callback_id": "cxbot_reply", "private_metadata": '{"review_id": 1}'}
+    response = await served.interact(view_submission(AGENT, view, {"reply": {"text": "Hello"}}))
+    assert response.json() == {
+        "response_action": "errors",
+        "errors": {
+            "reply": "Could not send your reply to the customer: "
+            "the telegram channel is not configured in this cxbot"
+        },
+    }
+    assert review_events(served.app) == []
+    assert [r for r in outbox_rows(served.app) if r.purpose == "review_reply"] == []
 
 
 async def test_clicks_from_outside_the_support_team_are_refused(

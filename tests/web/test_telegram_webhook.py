@@ -10,8 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from bot.app import App
+from storage.database import transaction
+from storage.tables import InboxUpdate
 from tests.fakes.serving import fail_first_call, running
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.telegram_setup import answers, conversations, customer, telegram_settings
@@ -77,18 +80,22 @@ async def test_start_registers_the_webhook_and_nothing_polls(
 async def test_full_survey_by_webhook(fake: FakeTelegramAPI, served: Served) -> None:
     response = await served.post(fake.stamp(fake.message(ANN, "/start")))
     assert response.status_code == 200
-    # Handled before the answer: the replies are already at Telegram.
-    assert len(fake.texts(ANN)) == 2
+    # Recorded before the answer; the replies follow through the outbox.
+    assert await fake.wait_texts(ANN, 2)
     nps_id = fake.last_message_id(ANN)
 
     await served.post(fake.stamp(fake.press_update(ANN, nps_id, "a:nps:10")))
-    assert fake.message_state(ANN, nps_id)["text"].endswith("\n\n✓ 10")
-    assert fake.texts(ANN)[-1] == "Great to hear! What did you like most?"
+    assert (await fake.wait_texts(ANN, 3))[-1] == "Great to hear! What did you like most?"
+    await fake.wait_for(lambda: fake.message_state(ANN, nps_id)["text"].endswith("\n\n✓ 10"))
     await served.post(fake.stamp(fake.message(ANN, "Quick and kind")))
+    await fake.wait_texts(ANN, 4)
     await served.post(fake.stamp(fake.press_update(ANN, fake.last_message_id(ANN), "a:ces:7")))
+    await fake.wait_texts(ANN, 5)
     await served.post(fake.stamp(fake.press_update(ANN, fake.last_message_id(ANN), "a:csat:5")))
+    await fake.wait_texts(ANN, 6)
     await served.post(fake.stamp(fake.message(ANN, "no, that's all")))
-    assert fake.texts(ANN)[-1] == "Thank you for your feedback, Ann!"
+    assert (await fake.wait_texts(ANN, 7))[-1] == "Thank you for your feedback, Ann!"
+    await fake.wait_for(lambda: len(fake.requests("answerCallbackQuery")) == 3)
 
     assert [(a.question_id, a.value_int, a.value_text) for a in answers(served.app)] == [
         ("nps", 10, None),
@@ -98,7 +105,21 @@ async def test_full_survey_by_webhook(fake: FakeTelegramAPI, served: Served) -> 
         ("anything_else", None, "no, that's all"),
     ]
     assert [c.state for c in conversations(served.app)] == ["completed"]
-    assert len(fake.requests("answerCallbackQuery")) == 3
+
+
+async def test_an_update_is_recorded_before_telegram_hears_it_arrived(
+    fake: FakeTelegramAPI, served: Served
+) -> None:
+    update = fake.stamp(fake.message(ANN, "/start"))
+    assert (await served.post(update)).status_code == 200
+    with transaction(served.app.db) as s:
+        (row,) = s.exec(select(InboxUpdate)).all()
+    assert (row.channel, row.event_key, row.lane) == (
+        "telegram",
+        str(update["update_id"]),
+        "telegram:42",
+    )
+    assert row.body["message"]["text"] == "/start"
 
 
 async def test_updates_without_the_right_secret_are_refused(
@@ -112,7 +133,7 @@ async def test_updates_without_the_right_secret_are_refused(
     assert customer(served.app, str(ANN)) is None
     # The same update, now with the secret, is handled: refusals recorded nothing.
     assert (await served.post(update)).status_code == 200
-    assert len(fake.texts(ANN)) == 2
+    assert len(await fake.wait_texts(ANN, 2)) == 2
 
 
 async def test_a_retried_webhook_delivery_is_handled_once(
@@ -123,20 +144,33 @@ async def test_a_retried_webhook_delivery_is_handled_once(
     first = await served.post(answer)
     again = await served.post(answer)  # Telegram did not see our first answer in time
     assert (first.status_code, again.status_code) == (200, 200)
-    assert fake.texts(ANN)[2:] == ["Sorry to hear that. What should we fix first?"]
-    assert [(a.question_id, a.value_int) for a in answers(served.app)] == [("nps", 6)]
+    await fake.wait_texts(ANN, 3)
+    await served.post(fake.stamp(fake.message(ANN, "the app")))
+    texts = await fake.wait_texts(ANN, 4)
+    assert texts[2:] == [
+        "Sorry to hear that. What should we fix first?",
+        "How easy was it to get your issue resolved?\n(1 = Very difficult, 7 = Very easy)",
+    ]
+    assert [(a.question_id, a.value_int) for a in answers(served.app)] == [
+        ("nps", 6),
+        ("fix_first", None),
+    ]
 
 
-async def test_an_update_whose_handling_failed_is_handled_when_telegram_retries(
+async def test_an_update_whose_handling_failed_is_tried_again_from_the_inbox(
     fake: FakeTelegramAPI, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot import engine
 
     fail_first_call(monkeypatch, engine.conv_q, "start_conversation")
     start = fake.stamp(fake.message(ANN, "/start"))
-    assert (await served.post(start)).status_code == 500
-    assert (await served.post(start)).status_code == 200  # Telegram's retry
-    assert len(fake.texts(ANN)) == 2
+    # Recorded, so Telegram may let go of it: the failed turn is the inbox's to try again.
+    assert (await served.post(start)).status_code == 200
+    assert len(await fake.wait_texts(ANN, 2, timeout=10)) == 2
+    with transaction(served.app.db) as s:
+        (row,) = s.exec(select(InboxUpdate)).all()
+    assert row.attempts == 1 and row.processed_at is not None
+    assert row.last_error is not None and "database connection lost" in row.last_error
 
 
 @pytest.mark.parametrize(
