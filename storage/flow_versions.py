@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.tables import FlowVersion
@@ -26,16 +27,26 @@ def get_flow_version(session: Session, *, flow_id: str, version: int) -> FlowVer
 def publish_flow_version(
     session: Session, *, flow_id: str, checksum: str, source: str
 ) -> FlowVersion:
-    """The stored version with this content, publishing it as version N+1 when it changed."""
-    latest = latest_flow_version(session, flow_id=flow_id)
-    if latest is not None and latest.checksum == checksum:
-        return latest
-    version = FlowVersion(
-        flow_id=flow_id,
-        version=1 if latest is None else latest.version + 1,
-        checksum=checksum,
-        source=source,
-    )
-    session.add(version)
-    session.flush()
-    return version
+    """The stored version with this content, publishing it as version N+1 when it changed.
+
+    Several turns (threads or processes) may publish the same new content at once: the loser
+    of the race on (flow_id, version) reads the winner's row instead of failing its turn.
+    """
+    for _ in range(3):
+        latest = latest_flow_version(session, flow_id=flow_id)
+        if latest is not None and latest.checksum == checksum:
+            return latest
+        version = FlowVersion(
+            flow_id=flow_id,
+            version=1 if latest is None else latest.version + 1,
+            checksum=checksum,
+            source=source,
+        )
+        try:
+            with session.begin_nested():  # a savepoint: losing the race undoes only this
+                session.add(version)
+                session.flush()
+        except IntegrityError:
+            continue
+        return version
+    raise RuntimeError(f"could not publish a version of flow {flow_id!r}: too many races")

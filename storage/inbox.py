@@ -55,7 +55,8 @@ def record_updates(session: Session, *, channel: str, updates: Sequence[NewUpdat
     stmt = (
         insert(table).values(rows).on_conflict_do_nothing(index_elements=["channel", "event_key"])
     )
-    result = session.execute(stmt)
+    # psycopg forgets an INSERT's rowcount when SQLAlchemy closes the cursor: keep it.
+    result = session.execute(stmt.execution_options(preserve_rowcount=True))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -87,10 +88,13 @@ def claim_next_update(session: Session, *, now: datetime | None = None) -> Inbox
 
 
 def mark_processed(session: Session, *, update_row: InboxUpdate, error: str | None = None) -> None:
-    """The update is done (or given up with `error`); its lane moves on."""
+    """The update is done (or given up with `error`); its lane moves on.
+
+    A success after failed attempts clears the error (`attempts` still tells they happened).
+    """
     update_row.processed_at = utcnow()
-    if error is not None:
-        update_row.last_error = error[:MAX_ERROR]
+    update_row.retry_at = None
+    update_row.last_error = error[:MAX_ERROR] if error is not None else None
     session.add(update_row)
     session.flush()
 

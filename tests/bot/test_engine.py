@@ -12,6 +12,7 @@ from bot.app import App, build_app
 from bot.config import Settings, load_settings
 from bot.errors import UnknownFlowError
 from bot.messages import ChoiceStyle, IncomingMessage, MessageKind
+from storage.customers import set_unreachable
 from storage.database import transaction
 from storage.tables import Answer, Conversation, Customer, ReviewItem
 
@@ -412,7 +413,9 @@ async def test_a_redelivered_event_is_processed_once(app: App) -> None:
 
 async def test_unreachable_customers_become_reachable_when_they_write(app: App) -> None:
     ch = await open_survey(app)
-    await app.engine.mark_unreachable(channel="console", user_id="ann", reason="blocked the bot")
+    with transaction(app.db) as s:  # as the delivery worker records a blocked bot
+        stored = s.exec(select(Customer)).one()
+        set_unreachable(s, customer=stored, reason="blocked the bot")
     with transaction(app.db) as s:
         cust = s.exec(select(Customer)).one()
         assert (cust.unreachable_reason, cust.unreachable_at is not None) == (

@@ -15,7 +15,7 @@ from adapters.slack import SlackChannel
 from bot import reviews
 from bot.app import App, build_app
 from bot.channels import build_slack_channel
-from bot.errors import DeliveryError
+from bot.errors import DeliveryError, ReviewNotFoundError
 from bot.inbox import Inbox
 from bot.messages import IncomingMessage, MessageKind
 from bot.reviews import AlertPoster, ReviewDesk, SyncResult
@@ -204,7 +204,7 @@ async def test_the_workflow_records_each_action_once(app: App) -> None:
     assert reviews.acknowledge(app.db, review_id=1, actor="slack:U0AGENT02") is False
     assert reviews.resolve(app.db, review_id=1, actor="slack:U0AGENT01", note="Called") is True
     assert reviews.resolve(app.db, review_id=1, actor="slack:U0AGENT02", note="Again") is False
-    with pytest.raises(reviews.ReviewNotFoundError):
+    with pytest.raises(ReviewNotFoundError):
         reviews.acknowledge(app.db, review_id=99, actor="slack:U0AGENT01")
     found = reviews.review_card(app.db, review_id=1)
     assert found is not None
@@ -278,7 +278,7 @@ async def test_a_reply_to_a_channel_not_served_here_is_refused_and_nothing_is_st
     before = len(outbox_rows(app))
     with pytest.raises(DeliveryError, match="the slack channel is not configured"):
         await desk.reply(review_id=1, actor="U0AGENT01", text="Hello")
-    with pytest.raises(reviews.ReviewNotFoundError):
+    with pytest.raises(ReviewNotFoundError):
         await desk.reply(review_id=99, actor="U0AGENT01", text="Hello")
     assert review_events(app) == []
     assert len(outbox_rows(app)) == before
