@@ -126,8 +126,13 @@ class InboxWorker:
                 self._wake.clear()
 
     async def process_one(self) -> bool:
-        """Claim and process the next due update; False when there was none."""
-        done = await asyncio.to_thread(self._process_next)
+        """Claim and process the next due update; False when there was none (or the database
+        failed: the update stays recorded, and the loop waits before trying again)."""
+        try:
+            done = await asyncio.to_thread(self._process_next)
+        except Exception:
+            log.exception("the inbox could not be read or written; retrying shortly")
+            return False
         if done is None:
             return False
         if done.queued and self._on_queued is not None:
@@ -144,29 +149,28 @@ class InboxWorker:
     # -- in a worker thread --------------------------------------------------------------------
 
     def _process_next(self) -> Processed | None:
-        claimed: int | None = None
-        try:
-            with transaction(self._db) as session:
-                row = inbox_q.claim_next_update(session)
-                if row is None:
-                    return None
-                claimed = row.id
-                assert claimed is not None
-                translate = self._translators.get(row.channel)
-                if translate is None:
-                    # Processes sharing a database run the same channels (one configuration).
-                    raise LookupError(f"no translator for channel {row.channel!r}")
-                inbound = translate(row.body)
-                queued, stored_text = self._apply(session, inbound)
-                inbox_q.mark_processed(session, update_row=row)
-        except Exception as exc:
-            if claimed is None:
-                raise
-            self._failed(claimed, exc)
-            return Processed(update_id=claimed, queued=False)
+        with transaction(self._db) as session:
+            row = inbox_q.claim_next_update(session)
+            if row is None:
+                return None
+            assert row.id is not None
+            try:
+                # A savepoint: a failing turn is undone, while the claim (the row lock) and
+                # the record of the failure stay in this transaction, so no other worker can
+                # take the update again before its retry time.
+                with session.begin_nested():
+                    translate = self._translators.get(row.channel)
+                    if translate is None:
+                        # Processes sharing a database run the same channels (one configuration).
+                        raise LookupError(f"no translator for channel {row.channel!r}")
+                    queued, stored_text = self._apply(session, translate(row.body))
+            except Exception as exc:
+                self._failed(session, row, exc)
+                return Processed(update_id=row.id, queued=False)
+            inbox_q.mark_processed(session, update_row=row)
         if stored_text:
             self._engine.notify_text_listeners()
-        return Processed(update_id=claimed, queued=queued)
+        return Processed(update_id=row.id, queued=queued)
 
     def _apply(self, session: Session, inbound: Inbound) -> tuple[bool, bool]:
         """Act on one translated update inside its transaction: (queued a send, stored text)."""
@@ -187,25 +191,17 @@ class InboxWorker:
         log.debug("ignoring an update: %s", inbound.reason)
         return False, False
 
-    def _failed(self, update_id: int, exc: BaseException) -> None:
-        with transaction(self._db) as session:
-            row = session.get(InboxUpdate, update_id)
-            attempts = (row.attempts if row is not None else 0) + 1
-            retry_at = None
-            if attempts < MAX_ATTEMPTS:
-                retry_at = datetime.now(UTC) + timedelta(seconds=2 ** (attempts - 1))
-            inbox_q.note_failure(
-                session,
-                update_id=update_id,
-                error=f"{type(exc).__name__}: {exc}",
-                retry_at=retry_at,
-            )
-        if retry_at is None:
-            log.error(
-                "gave up processing update %s after %d attempts", update_id, attempts, exc_info=exc
-            )
-        else:
-            log.warning("processing update %s failed; trying again", update_id, exc_info=exc)
+    @staticmethod
+    def _failed(session: Session, row: InboxUpdate, exc: Exception) -> None:
+        attempts = row.attempts + 1
+        error = f"{type(exc).__name__}: {exc}"
+        if attempts < MAX_ATTEMPTS:
+            retry_at = datetime.now(UTC) + timedelta(seconds=2 ** (attempts - 1))
+            inbox_q.note_failure(session, update_row=row, error=error, retry_at=retry_at)
+            log.warning("processing update %s failed; trying again", row.id, exc_info=exc)
+            return
+        inbox_q.note_failure(session, update_row=row, error=error, retry_at=None)
+        log.error("gave up processing update %s after %d attempts", row.id, attempts, exc_info=exc)
 
 
 def _who(inbound: Unreachable) -> tuple[str, str]:

@@ -22,8 +22,8 @@ from bot.delivery import DeliveryWorker
 from bot.errors import CxbotError, DeliveryError
 from bot.messages import ChannelSender
 from storage.database import transaction
-from storage.outbox import lane_of
 from storage.invitations import InvitationFacts, abandon_active_survey, invitation_facts
+from storage.outbox import lane_of
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 

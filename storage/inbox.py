@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -99,18 +99,17 @@ def mark_processed(session: Session, *, update_row: InboxUpdate, error: str | No
     session.flush()
 
 
-def note_failure(session: Session, *, update_id: int, error: str, retry_at: datetime | None) -> int:
-    """Count a failed attempt; `retry_at` None gives the update up. Attempts made so far."""
-    values: dict[str, Any] = {
-        "attempts": InboxUpdate.attempts + 1,
-        "last_error": error[:MAX_ERROR],
-        "retry_at": retry_at,
-    }
+def note_failure(
+    session: Session, *, update_row: InboxUpdate, error: str, retry_at: datetime | None
+) -> None:
+    """Count a failed attempt on a claimed update; `retry_at` None gives it up (processed)."""
+    update_row.attempts += 1
+    update_row.last_error = error[:MAX_ERROR]
+    update_row.retry_at = retry_at
     if retry_at is None:
-        values["processed_at"] = utcnow()
-    session.execute(update(InboxUpdate).where(col(InboxUpdate.id) == update_id).values(**values))
-    row = session.get(InboxUpdate, update_id)
-    return row.attempts if row is not None else 0
+        update_row.processed_at = utcnow()
+    session.add(update_row)
+    session.flush()
 
 
 def pending_updates(session: Session) -> int:

@@ -169,7 +169,7 @@ def fail_lane(session: Session, *, lane: str, error: str) -> int:
     """Give up every unsent message of a lane (its recipient cannot be reached); how many."""
     result = session.execute(
         update(OutboxMessage)
-        .where(_pending(), OutboxMessage.lane == lane)
+        .where(_pending(), col(OutboxMessage.lane) == lane)
         .values(
             failed_at=utcnow(),
             last_error=error[:MAX_ERROR],

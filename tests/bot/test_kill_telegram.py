@@ -135,9 +135,7 @@ def _all_thanked(fake: FakeTelegramAPI) -> bool:
     return len(thanked) == CUSTOMERS
 
 
-async def test_sigkill_at_the_worst_moments_loses_nothing(
-    kill_db_url: str, tmp_path: Path
-) -> None:
+async def test_sigkill_at_the_worst_moments_loses_nothing(kill_db_url: str, tmp_path: Path) -> None:
     with FakeTelegramAPI() as fake:
         fake.latency["sendMessage"] = (0.1, 0.2)
         env = {

@@ -236,8 +236,7 @@ async def test_an_event_whose_processing_failed_is_processed_again(
     assert (await served.event(start)).status_code == 200  # recorded: Slack need not retry
     assert len(fake.posted(DM)) == 2  # the inbox worker tried again a second later
     (row,) = inbox_rows(served.app)
-    assert row.attempts == 1 and "database connection lost" in str(row.last_error)
-    assert row.processed_at is not None
+    assert row.attempts == 1 and row.processed_at is not None  # one failed attempt, then done
 
 
 async def test_a_reply_slack_refuses_is_kept_and_comes_back_when_the_customer_writes(
