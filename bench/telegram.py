@@ -8,7 +8,9 @@ to the fake server's getUpdates queue, each waited on until the bot's reply arri
 Both bots run python-telegram-bot's Application with long polling against the same fake
 server (tests/fakes/telegram_api.py) in the same run:
 
-- cxbot: adapters/telegram.py + the engine (one SQLite transaction per update, flags, dedup);
+- cxbot: what `cxbot serve` runs — long polling that records each batch in the inbox before
+  confirming it, the inbox worker (one transaction per update: claim, turn, outbox rows), and
+  the delivery worker sending the outbox in order per chat;
 - baseline: a minimal ConversationHandler survey bot keeping answers in a dict — the same
   questions, keyboards, callback answers and edits, and nothing else. It handles updates one at
   a time (PTB's default): a ConversationHandler moves to its next state only when a callback
@@ -55,8 +57,8 @@ from telegram.ext import (  # noqa: E402
 )
 
 from bot.app import build_app  # noqa: E402
-from bot.channels import build_telegram_channel  # noqa: E402
 from bot.config import load_settings  # noqa: E402
+from bot.serve import plan_channels  # noqa: E402
 from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI  # noqa: E402
 
 # One survey: (what the customer does, how many bot messages it brings).
@@ -239,14 +241,21 @@ async def run_cxbot(
     if args.database_url:
         environ["CXBOT_DATABASE__URL"] = args.database_url
     app = build_app(load_settings(None, environ=environ))
-    channel = build_telegram_channel(app)
-    result = Result("cxbot (adapter + engine + SQL)")
-    await channel.start_polling()
+    # The parts `cxbot serve` runs: polling into the inbox, the inbox and delivery workers.
+    plan = plan_channels(app)
+    result = Result("cxbot (inbox + engine + outbox)")
+    for service in plan.services:
+        await service.start()
+    tasks = [asyncio.create_task(task.run(), name=task.name) for task in plan.tasks]
     try:
         chats = [10_000_000 + i for i in range(args.customers)]
         await drive(fake, replies, chats, args.concurrency, result)
     finally:
-        await channel.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for service in reversed(plan.services):
+            await service.stop()
         app.close()
     return result
 

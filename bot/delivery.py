@@ -38,7 +38,7 @@ from bot.waiting import wait_for_event
 from storage import conversations as conv_q
 from storage import customers as cust_q
 from storage import outbox as out_q
-from storage.database import Database, transaction
+from storage.database import Database, Session, transaction
 from storage.review_queue import add_delivery_failure
 from storage.tables import OutboxMessage
 
@@ -97,10 +97,38 @@ def _dead_on_this_host(worker: str) -> bool:
     return False
 
 
+@dataclass
+class _Claimed:
+    """A claimed row, with what a `close` row refers to (read in the claiming transaction)."""
+
+    row: OutboxMessage
+    ref: SentRef | None = None
+    ref_text: str | None = None
+
+
+@dataclass
+class _Attempt:
+    """One attempt's result, recorded in the next transaction."""
+
+    claimed: _Claimed
+    status: str  # sent / retry / failed / dropped
+    sent: SentRef | None = None
+    error: str | None = None
+    unreachable: bool = False
+    wait: float = 0.0
+
+    def outcome(self) -> Outcome:
+        return Outcome(_id(self.claimed.row), self.status, self.error, self.unreachable)
+
+
 class DeliveryWorker:
     """Sends the outbox of the channels in `senders` until cancelled (`run`).
 
-    Several processes may run one each on PostgreSQL: a row is claimed by one of them.
+    One pass claims the heads of up to `batch` lanes in one transaction. Button answers and
+    closing old buttons (harmless to repeat) go out together; messages go out `max_in_flight`
+    at a time, and each one's result is recorded before the next is sent — so a crash repeats
+    at most `max_in_flight` messages. Several processes may run one each on PostgreSQL: a row
+    is claimed by one of them.
     """
 
     def __init__(
@@ -111,6 +139,7 @@ class DeliveryWorker:
         schedule: RetrySchedule | None = None,
         lease: timedelta = timedelta(seconds=120),
         max_in_flight: int = 1,
+        batch: int = 32,
         poll_seconds: float = 1.0,
         on_sent: Callable[[], None] | None = None,
     ) -> None:
@@ -119,11 +148,12 @@ class DeliveryWorker:
         self._schedule = schedule or RetrySchedule()
         self._lease = lease
         self._max_in_flight = max(1, max_in_flight)
+        self._batch = max(1, batch)
         self._poll = poll_seconds
         self._on_sent = on_sent
         self.name = worker_name()
         self._wake = asyncio.Event()
-        self._busy_lanes: set[str] = set()
+        self._carried: list[_Attempt] = []  # attempts made, to be recorded by the next pass
 
     def nudge(self) -> None:
         """Something was queued: look now rather than at the next poll."""
@@ -133,14 +163,21 @@ class DeliveryWorker:
         """Deliver until cancelled; claims left by dead processes on this host are taken over."""
         await asyncio.to_thread(self.release_dead_claims)
         passes = 0
-        while True:
-            done = await self.deliver_due()
-            passes += 1
-            if passes % 200 == 0:
-                await asyncio.to_thread(self.release_dead_claims)
-            if not done:
-                await wait_for_event(self._wake, self._poll)
-                self._wake.clear()
+        try:
+            while True:
+                # The last results of a pass are recorded in the next pass's claiming
+                # transaction: one transaction per pass instead of two.
+                done = await self._pass(None, carry=True)
+                passes += 1
+                if passes % 200 == 0:
+                    await asyncio.to_thread(self.release_dead_claims)
+                if not done and not self._carried:
+                    await wait_for_event(self._wake, self._poll)
+                    self._wake.clear()
+        finally:
+            if self._carried:  # stopping: what was sent is put on record
+                carried, self._carried = self._carried, []
+                await asyncio.shield(asyncio.to_thread(self._record, carried))
 
     def release_dead_claims(self) -> int:
         """Release claims of processes of this host that died; how many rows were freed."""
@@ -153,11 +190,33 @@ class DeliveryWorker:
 
     async def deliver_due(self, lanes: Collection[str] | None = None) -> list[Outcome]:
         """One pass: claim what is due (of `lanes` only, if given), send it, record it."""
-        rows = await asyncio.to_thread(self._claim, lanes)
-        if not rows:
+        return await self._pass(lanes, carry=False)
+
+    async def _pass(self, lanes: Collection[str] | None, *, carry: bool) -> list[Outcome]:
+        carried, self._carried = self._carried, []
+        claimed = await asyncio.to_thread(self._claim, lanes, carried)
+        if not claimed:
             return []
-        outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
-        return list(outcomes)
+        messages = [c for c in claimed if c.row.kind == out_q.KIND_MESSAGE]
+        others = [c for c in claimed if c.row.kind != out_q.KIND_MESSAGE]
+        pending = list(await asyncio.gather(*(self._attempt(c) for c in others)))
+        attempts = list(pending)
+        for start in range(0, len(messages), self._max_in_flight):
+            chunk = messages[start : start + self._max_in_flight]
+            if pending and start > 0:
+                # What was sent is on record before the next message goes out.
+                await asyncio.to_thread(self._record, pending)
+                pending = []
+            done = await asyncio.gather(*(self._attempt(c) for c in chunk))
+            pending.extend(done)
+            attempts.extend(done)
+        if carry:
+            self._carried = pending
+        elif pending:
+            await asyncio.to_thread(self._record, pending)
+        if self._on_sent is not None and any(a.status == "sent" for a in attempts):
+            self._on_sent()
+        return [a.outcome() for a in attempts]
 
     async def drain(self, lanes: Collection[str], *, timeout: float = 30.0) -> list[Outcome]:
         """Deliver everything queued for `lanes` now (`cxbot invite`); what each attempt did."""
@@ -177,114 +236,125 @@ class DeliveryWorker:
 
     # -- claiming and recording, in worker threads ---------------------------------------------
 
-    def _claim(self, lanes: Collection[str] | None) -> list[OutboxMessage]:
+    def _claim(self, lanes: Collection[str] | None, carried: list[_Attempt]) -> list[_Claimed]:
         with transaction(self._db) as session:
-            return out_q.claim_due(
+            self._record_in(session, carried)
+            rows = out_q.claim_due(
                 session,
                 worker=self.name,
                 lease=self._lease,
-                limit=self._max_in_flight,
+                limit=self._batch,
                 channels=tuple(self._senders),
                 lanes=lanes,
             )
+            return [self._with_reference(session, row) for row in rows]
+
+    @staticmethod
+    def _with_reference(session: Session, row: OutboxMessage) -> _Claimed:
+        """A `close` row with the sent message it refers to (none: nothing to close)."""
+        if row.kind != out_q.KIND_CLOSE:
+            return _Claimed(row)
+        body = row.body
+        if body.get("message_id") is not None:
+            ref = SentRef(message_id=str(body["message_id"]), chat=body.get("chat"))
+            return _Claimed(row, ref, body.get("text"))
+        if body.get("ref") is None:
+            return _Claimed(row)
+        target = out_q.get_message(session, message_id=int(body["ref"]))
+        if target is None or target.platform_message_id is None:
+            return _Claimed(row)  # never sent (given up)
+        ref = SentRef(message_id=target.platform_message_id, chat=target.platform_chat)
+        return _Claimed(row, ref, str(target.body.get("text") or ""))
 
     def _pending(self, lanes: Collection[str]) -> int:
         with transaction(self._db) as session:
             return out_q.pending_in_lanes(session, lanes=lanes)
 
-    def _sent(self, row: OutboxMessage, ref: SentRef | None) -> None:
+    def _record(self, attempts: list[_Attempt]) -> None:
         with transaction(self._db) as session:
-            out_q.record_sent(
-                session,
-                message_id=_id(row),
-                platform_message_id=ref.message_id if ref is not None else None,
-                platform_chat=ref.chat if ref is not None else None,
-            )
+            self._record_in(session, attempts)
 
-    def _retry(self, row: OutboxMessage, error: str, wait: float) -> None:
-        with transaction(self._db) as session:
-            not_before = datetime.now(UTC) + timedelta(seconds=wait)
-            out_q.record_retry(session, message_id=_id(row), error=error, not_before=not_before)
+    def _record_in(self, session: Session, attempts: list[_Attempt]) -> None:
+        for attempt in attempts:
+            row = attempt.claimed.row
+            if attempt.status == "sent":
+                out_q.record_sent(
+                    session,
+                    message_id=_id(row),
+                    platform_message_id=attempt.sent.message_id if attempt.sent else None,
+                    platform_chat=attempt.sent.chat if attempt.sent else None,
+                )
+            elif attempt.status == "retry":
+                not_before = datetime.now(UTC) + timedelta(seconds=attempt.wait)
+                out_q.record_retry(
+                    session,
+                    message_id=_id(row),
+                    error=attempt.error or "",
+                    not_before=not_before,
+                )
+            else:
+                self._give_up(session, row, attempt.error or "", unreachable=attempt.unreachable)
 
-    def _give_up(self, row: OutboxMessage, error: str, *, unreachable: bool) -> None:
-        with transaction(self._db) as session:
-            out_q.record_failed(session, message_id=_id(row), error=error)
-            if row.kind != out_q.KIND_MESSAGE:
-                return  # cosmetic: a button answer or an old keyboard
-            add_delivery_failure(
-                session,
-                channel=row.channel,
-                target=row.recipient,
-                purpose=row.purpose,
-                error=error,
-                review_item_id=row.review_item_id,
-            )
-            if unreachable:
-                # Nothing more can reach them: the rest of the lane is given up with it.
-                out_q.fail_lane(session, lane=row.lane, error=error)
-            customer = cust_q.get_customer(session, channel=row.channel, external_id=row.recipient)
-            if customer is None or customer.id is None:
-                return
-            if unreachable:
-                cust_q.set_unreachable(session, customer=customer, reason=error)
-            if row.purpose == "survey":
-                conversation = conv_q.active_conversation(session, customer_id=customer.id)
-                if conversation is not None:
-                    conv_q.mark_undelivered(session, conversation=conversation, redeliver_at=None)
-
-    def _reference(self, row: OutboxMessage) -> tuple[SentRef | None, str | None]:
-        """The sent message a `close` row refers to, and its text."""
-        body = row.body
-        if body.get("message_id") is not None:
-            return SentRef(message_id=str(body["message_id"]), chat=body.get("chat")), body.get(
-                "text"
-            )
-        ref = body.get("ref")
-        if ref is None:
-            return None, None
-        with transaction(self._db) as session:
-            target = out_q.get_message(session, message_id=int(ref))
-            if target is None or target.platform_message_id is None:
-                return None, None  # never sent (given up): nothing to close
-            sent = SentRef(message_id=target.platform_message_id, chat=target.platform_chat)
-            return sent, str(target.body.get("text") or "")
+    @staticmethod
+    def _give_up(session: Session, row: OutboxMessage, error: str, *, unreachable: bool) -> None:
+        out_q.record_failed(session, message_id=_id(row), error=error)
+        if row.kind != out_q.KIND_MESSAGE:
+            return  # cosmetic: a button answer or an old keyboard
+        add_delivery_failure(
+            session,
+            channel=row.channel,
+            target=row.recipient,
+            purpose=row.purpose,
+            error=error,
+            review_item_id=row.review_item_id,
+        )
+        if unreachable:
+            # Nothing more can reach them: the rest of the lane is given up with it.
+            out_q.fail_lane(session, lane=row.lane, error=error)
+        customer = cust_q.get_customer(session, channel=row.channel, external_id=row.recipient)
+        if customer is None or customer.id is None:
+            return
+        if unreachable:
+            cust_q.set_unreachable(session, customer=customer, reason=error)
+        if row.purpose == "survey":
+            conversation = conv_q.active_conversation(session, customer_id=customer.id)
+            if conversation is not None:
+                conv_q.mark_undelivered(session, conversation=conversation, redeliver_at=None)
 
     # -- sending -------------------------------------------------------------------------------
 
-    async def _deliver(self, row: OutboxMessage) -> Outcome:
-        sender = self._senders[row.channel]
+    async def _attempt(self, claimed: _Claimed) -> _Attempt:
+        row = claimed.row
+        cosmetic = row.kind != out_q.KIND_MESSAGE
         try:
-            ref = await self._send(sender, row)
+            sent = await self._send(claimed)
         except RecipientUnreachableError as exc:
-            return await self._failed(row, str(exc), unreachable=True)
+            return self._failed(claimed, str(exc), unreachable=True)
         except RateLimitedError as exc:
-            if row.kind != out_q.KIND_MESSAGE:
-                return await self._failed(row, str(exc), unreachable=False)
+            if cosmetic:
+                return self._failed(claimed, str(exc), unreachable=False)
             log.warning("outbox %s: %s; the lane waits %g s", row.id, exc, exc.retry_after)
-            await asyncio.to_thread(self._retry, row, str(exc), max(exc.retry_after, 0.5))
-            return Outcome(_id(row), "retry", error=str(exc))
+            return _Attempt(claimed, "retry", error=str(exc), wait=max(exc.retry_after, 0.5))
         except DeliveryError as exc:
             wait = self._schedule.wait(row.attempts + 1)
-            if row.kind != out_q.KIND_MESSAGE or wait is None:
-                return await self._failed(row, str(exc), unreachable=False)
+            if cosmetic or wait is None:
+                return self._failed(claimed, str(exc), unreachable=False)
             log.warning("outbox %s: %s; trying again in %g s", row.id, exc, wait)
-            await asyncio.to_thread(self._retry, row, str(exc), wait)
-            return Outcome(_id(row), "retry", error=str(exc))
-        await asyncio.to_thread(self._sent, row, ref)
-        if self._on_sent is not None:
-            self._on_sent()
-        return Outcome(_id(row), "sent")
+            return _Attempt(claimed, "retry", error=str(exc), wait=wait)
+        return _Attempt(claimed, "sent", sent=sent)
 
-    async def _failed(self, row: OutboxMessage, error: str, *, unreachable: bool) -> Outcome:
+    @staticmethod
+    def _failed(claimed: _Claimed, error: str, *, unreachable: bool) -> _Attempt:
+        row = claimed.row
         if row.kind == out_q.KIND_MESSAGE:
             log.error("gave up sending outbox message %s to %s: %s", row.id, row.lane, error)
-        else:
-            log.info("dropped outbox %s %s for %s: %s", row.kind, row.id, row.lane, error)
-        await asyncio.to_thread(self._give_up, row, error, unreachable=unreachable)
-        status = "failed" if row.kind == out_q.KIND_MESSAGE else "dropped"
-        return Outcome(_id(row), status, error=error, unreachable=unreachable)
+            return _Attempt(claimed, "failed", error=error, unreachable=unreachable)
+        log.info("dropped outbox %s %s for %s: %s", row.kind, row.id, row.lane, error)
+        return _Attempt(claimed, "dropped", error=error, unreachable=unreachable)
 
-    async def _send(self, sender: ChannelSender, row: OutboxMessage) -> SentRef | None:
+    async def _send(self, claimed: _Claimed) -> SentRef | None:
+        row = claimed.row
+        sender = self._senders[row.channel]
         body: dict[str, Any] = row.body
         if row.kind == out_q.KIND_MESSAGE:
             return await sender.send(message_from_body(row.channel, row.recipient, body))
@@ -297,10 +367,12 @@ class DeliveryWorker:
             )
             return None
         if row.kind == out_q.KIND_CLOSE:
-            sent, text = await asyncio.to_thread(self._reference, row)
-            if sent is not None:
+            if claimed.ref is not None:
                 await sender.close_question(
-                    user_id=row.recipient, sent=sent, text=text, label=body.get("label")
+                    user_id=row.recipient,
+                    sent=claimed.ref,
+                    text=claimed.ref_text,
+                    label=body.get("label"),
                 )
             return None
         raise DeliveryError(f"unknown outbox kind {row.kind!r}")

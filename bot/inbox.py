@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -107,7 +107,8 @@ class InboxWorker:
         self._engine = engine
         self._translators = dict(translators)
         self._on_queued = on_queued
-        self._concurrency = max(1, concurrency)
+        # SQLite has one writer: a second loop would only queue on its lock.
+        self._concurrency = 1 if db.dialect.name == "sqlite" else max(1, concurrency)
         self._poll = poll_seconds
         self._wake = asyncio.Event()
 
@@ -175,7 +176,8 @@ class InboxWorker:
     def _apply(self, session: Session, inbound: Inbound) -> tuple[bool, bool]:
         """Act on one translated update inside its transaction: (queued a send, stored text)."""
         if isinstance(inbound, IncomingMessage):
-            turn = self._engine.turn_in(session, inbound)
+            # The inbox row is the record that this update was handled: no second one.
+            turn = self._engine.turn_in(session, replace(inbound, event_id=None))
             return True, turn.stored_text
         if isinstance(inbound, Notice):
             enqueue_notice(session, inbound)

@@ -142,12 +142,13 @@ def write_turn(session: Session, msg: IncomingMessage, replies: Sequence[Outgoin
     answered = next((r.answered for r in replies if r.answered is not None), None)
     if press is not None:
         _answer_button(session, msg, press, None)
-        if press.message_id is not None:
-            # A pressed question shows the choice when the press answered it; else (a button
-            # of a question no longer asked) it just loses its buttons.
-            label = press.label if answered is not None else None
-            _close_pressed(session, msg, press, label)
+    if press is not None and press.message_id is not None:
+        # A pressed question shows the choice when the press answered it; else (a button of a
+        # question no longer asked) it just loses its buttons.
+        label = press.label if answered is not None else None
+        _close_pressed(session, msg, press, label)
     elif answered is not None:
+        # Answered by typing, or by a press on a message the platform no longer shows.
         lane = out_q.lane_of(msg.channel, msg.user_id)
         current = out_q.open_question(session, lane=lane)
         if current is not None and current.question_id == answered:

@@ -258,11 +258,6 @@ async def test_closed_buttons_are_remembered_in_the_database(app: App) -> None:
     assert [shown(r) for r in outbox(app, before)] == [("button", "q2", "Already answered: 9")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="write_turn closes nothing when a press has no message id (Telegram's "
-    "InaccessibleMessage) and the next reply has no buttons: the answered question stays live",
-)
 async def test_a_press_on_a_message_no_longer_shown_still_closes_the_answered_question(
     app: App,
 ) -> None:

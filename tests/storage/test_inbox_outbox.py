@@ -124,7 +124,7 @@ def test_an_unprocessed_update_holds_back_the_rest_of_its_lane(db: Engine) -> No
         head = in_q.claim_next_update(s)
         assert head is not None and head.event_key == "a1"
         in_q.note_failure(
-            s, update_id=_id(head), error="boom", retry_at=utcnow() + timedelta(minutes=1)
+            s, update_row=head, error="boom", retry_at=utcnow() + timedelta(minutes=1)
         )
     # While a1 waits for its retry, the other lane goes on and a2 stays behind a1.
     assert claim_update(db) == "b1"
@@ -140,18 +140,23 @@ def test_a_retry_waits_until_retry_at_and_counts_attempts(db: Engine) -> None:
     with transaction(db) as s:
         row = in_q.claim_next_update(s)
         assert row is not None
-        first = in_q.note_failure(
-            s, update_id=_id(row), error="x" * 600, retry_at=start + timedelta(seconds=10)
+        in_q.note_failure(
+            s, update_row=row, error="x" * 600, retry_at=start + timedelta(seconds=10)
         )
-    assert first == 1
+    first = update_row(db, "a1")
+    assert (first.attempts, first.last_error) == (1, "x" * in_q.MAX_ERROR)
     assert claim_update(db, now=start + timedelta(seconds=5)) is None
     with transaction(db) as s:
         row = in_q.claim_next_update(s, now=start + timedelta(seconds=11))
         assert row is not None
-        assert in_q.note_failure(s, update_id=_id(row), error="again", retry_at=start) == 2
+        in_q.note_failure(s, update_row=row, error="again", retry_at=start)
     stored = update_row(db, "a1")
     assert (stored.attempts, stored.last_error, stored.processed_at) == (2, "again", None)
     assert claim_update(db, now=start + timedelta(seconds=1)) == "a1"
+    # Processed at last: the error is cleared, the attempts still tell what happened.
+    done = update_row(db, "a1")
+    assert done.processed_at is not None and done.attempts == 2
+    assert (done.last_error, done.retry_at) == (None, None)
 
 
 def test_giving_an_update_up_moves_its_lane_on(db: Engine) -> None:
@@ -159,7 +164,7 @@ def test_giving_an_update_up_moves_its_lane_on(db: Engine) -> None:
     with transaction(db) as s:
         row = in_q.claim_next_update(s)
         assert row is not None
-        in_q.note_failure(s, update_id=_id(row), error="x" * 600, retry_at=None)
+        in_q.note_failure(s, update_row=row, error="x" * 600, retry_at=None)
     given_up = update_row(db, "a1")
     assert given_up.processed_at is not None and given_up.attempts == 1
     assert given_up.last_error == "x" * in_q.MAX_ERROR
