@@ -424,12 +424,14 @@ class TelegramPoller:
 
     @staticmethod
     def _raw(update: Update) -> RawUpdate:
-        data = update.to_dict()
-        try:
-            return raw_update(data)
-        except ValueError:
-            # Recorded all the same (with no lane of its own): processing keeps the error.
-            return RawUpdate(event_key=str(update.update_id), lane=f"{CHANNEL}:-", body=data)
+        # python-telegram-bot has read this update already: no second check (raw_update's),
+        # just its lane, the same one `_chat_of` finds in the JSON of a webhook delivery.
+        chat = update.effective_chat
+        user = update.effective_user
+        key = chat.id if chat is not None else user.id if user is not None else "-"
+        return RawUpdate(
+            event_key=str(update.update_id), lane=f"{CHANNEL}:{key}", body=update.to_dict()
+        )
 
 
 class TelegramChannel:

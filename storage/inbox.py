@@ -96,7 +96,6 @@ def mark_processed(session: Session, *, update_row: InboxUpdate, error: str | No
     update_row.retry_at = None
     update_row.last_error = error[:MAX_ERROR] if error is not None else None
     session.add(update_row)
-    session.flush()
 
 
 def note_failure(

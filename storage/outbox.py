@@ -20,6 +20,8 @@ from sqlmodel import Session, col, select
 from storage.tables import OutboxMessage, utcnow
 
 MAX_ERROR = 512
+# Plain UPDATEs: no object of this session needs to be kept in step with them.
+_PLAIN = {"synchronize_session": False}
 KIND_MESSAGE = "message"
 KIND_CLOSE = "close"
 KIND_BUTTON = "button"
@@ -52,8 +54,7 @@ def enqueue(
         purpose=purpose,
         review_item_id=review_item_id,
     )
-    session.add(row)
-    session.flush()
+    session.add(row)  # flushed with the turn's next query or its commit, in one batch
     return row
 
 
@@ -120,6 +121,7 @@ def record_sent(
     """The platform took the row: keep its ids, release the claim."""
     session.execute(
         update(OutboxMessage)
+        .execution_options(**_PLAIN)
         .where(col(OutboxMessage.id) == message_id)
         .values(
             sent_at=utcnow(),
@@ -136,6 +138,7 @@ def record_retry(session: Session, *, message_id: int, error: str, not_before: d
     """A failed attempt to be tried again at `not_before`; attempts made so far."""
     session.execute(
         update(OutboxMessage)
+        .execution_options(**_PLAIN)
         .where(col(OutboxMessage.id) == message_id)
         .values(
             not_before=not_before,
@@ -153,6 +156,7 @@ def record_failed(session: Session, *, message_id: int, error: str) -> OutboxMes
     """Given up: the platform refused for good or the retries ran out. The row, updated."""
     session.execute(
         update(OutboxMessage)
+        .execution_options(**_PLAIN)
         .where(col(OutboxMessage.id) == message_id)
         .values(
             failed_at=utcnow(),
@@ -169,6 +173,7 @@ def fail_lane(session: Session, *, lane: str, error: str) -> int:
     """Give up every unsent message of a lane (its recipient cannot be reached); how many."""
     result = session.execute(
         update(OutboxMessage)
+        .execution_options(**_PLAIN)
         .where(_pending(), col(OutboxMessage.lane) == lane)
         .values(
             failed_at=utcnow(),
@@ -196,6 +201,7 @@ def release_claims(session: Session, *, workers: Sequence[str]) -> int:
         return 0
     result = session.execute(
         update(OutboxMessage)
+        .execution_options(**_PLAIN)
         .where(_pending(), col(OutboxMessage.claimed_by).in_(list(workers)))
         .values(claimed_by=None, claimed_until=None)
     )
@@ -258,4 +264,3 @@ def mark_closed(session: Session, *, row: OutboxMessage, label: str | None) -> N
     row.closed_at = utcnow()
     row.chosen_label = label[:128] if label is not None else None
     session.add(row)
-    session.flush()

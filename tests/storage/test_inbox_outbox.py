@@ -289,6 +289,7 @@ def put(
             body={"text": text},
             question_id=question_id,
         )
+        s.flush()  # enqueue leaves the INSERT to the turn's next query or its commit
         return _id(row)
 
 
