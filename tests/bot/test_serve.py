@@ -216,7 +216,7 @@ async def test_messages_queued_while_serve_was_down_are_sent_when_it_runs(
             app.close()
         assert fake.requests("sendMessage") == []
         async with running(settings):
-            intro, question = await fake.wait_texts(42, 2)
+            _intro, question = await fake.wait_texts(42, 2)
         assert question.startswith("How likely are you to recommend us")
 
 

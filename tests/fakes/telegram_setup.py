@@ -14,9 +14,9 @@ from adapters.telegram import CHANNEL, TelegramChannel, TelegramSender, translat
 from adapters.telegram_delivery import RetryPolicy
 from bot.app import App
 from bot.channels import build_telegram_bot
+from bot.config import Settings, load_settings
 from bot.delivery import DeliveryWorker, RetrySchedule
 from bot.inbox import Inbox, InboxWorker
-from bot.config import Settings, load_settings
 from storage.database import transaction
 from storage.tables import Answer, Conversation, Customer
 from tests.fakes.telegram_api import FakeTelegramAPI
