@@ -9,8 +9,10 @@ This adapter translates and sends, nothing more:
 - `SlackSender`: the delivery worker's `ChannelSender` (post a question in the customer's DM,
   close a question's buttons in place, answer a press with an ephemeral notice), each a Web API
   call with Slack's errors mapped to cxbot's (`adapters.slack_delivery`);
+- `translate_support_press` / `translate_support_form`: an alert button's or a support modal's
+  body → what it asks of the support desk (pure);
 - `SlackChannel`: Bolt listeners that record each customer event in the inbox BEFORE Slack is
-  answered, and the support desk's alert buttons and modals.
+  answered, and render the support desk's answers to alert buttons and modals.
 
 What reaches the engine, and what does not:
 
@@ -27,12 +29,16 @@ translation stays pure. The inbox keys a message by its Events API `event_id` an
 `action:<user>:<action_ts>`, so a retried delivery (`X-Slack-Retry-Num`) or a replayed Socket
 Mode envelope is handled once.
 
-Support actions on alerts (Acknowledge, Resolve, Reply to customer) are passed to a `SupportDesk`
-(bot.reviews) after checking that the person pressing is one of its support users; others get
-an ephemeral refusal. A button or modal for an item that is gone, or already in the state it
-asks for, gets a notice (ephemeral, or an error in the modal) and changes nothing. Both Socket
-Mode and HTTP mode answer Slack only after the listener returned (`process_before_response`):
-for a customer's event, only after the inbox committed it.
+Support actions on alerts (Acknowledge, Resolve, Reply to customer) are translated into the
+neutral `SupportPress` / `SupportSubmission` (`translate_support_press`,
+`translate_support_form`, pure) and passed to a `SupportDesk` (bot.messages; bot.reviews'
+`ReviewDesk`), which decides — who may act, what is out of date, what a form lacks — and words
+its answer (bot.support_actions). The adapter renders that answer: an ephemeral notice, a
+modal opened with views.open, or the modal kept open with an error under its input
+(`response_action: errors`). For the desk's notices it names people (`mention`: `<@U…>`;
+`plain_name`: users.info, where a mention does not render). Both Socket Mode and HTTP mode
+answer Slack only after the listener returned (`process_before_response`): for a customer's
+event, only after the inbox committed it.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -53,8 +59,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters import slack_blocks as kit
-from adapters.slack_delivery import SlackRetryPolicy, Sleep, call_slack
-from bot.errors import DeliveryError, ReviewNotFoundError
+from adapters.retrying import RetryPolicy, Sleep
+from adapters.slack_delivery import call_slack
+from bot.errors import DeliveryError
 from bot.messages import (
     ButtonPress,
     Ignored,
@@ -65,8 +72,13 @@ from bot.messages import (
     RawUpdate,
     RecordUpdates,
     ReviewCard,
-    ReviewStep,
     SentRef,
+    SupportDesk,
+    SupportForm,
+    SupportFormError,
+    SupportNotice,
+    SupportPress,
+    SupportSubmission,
 )
 
 log = logging.getLogger(__name__)
@@ -76,58 +88,10 @@ RETRY_HEADER = "x-slack-retry-num"
 # Where the listener keeps the customer's users.info profile in the recorded body.
 PROFILE_KEY = "cxbot_profile"
 # users.info is asked before an event is recorded, so before Slack gets its answer (3 s).
-PROFILE_POLICY = SlackRetryPolicy(attempts=2, backoff=0.2, max_backoff=0.2, max_retry_after=0.5)
+PROFILE_POLICY = RetryPolicy(attempts=2, backoff=0.2, max_backoff=0.2, max_retry_after=0.5)
 PROFILE_TIMEOUT = 1.5
 MAX_NOTICE = 3000  # an ephemeral notice's text
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
-
-NOTICES = {
-    "not_support": "Sorry, only the support team ({who}) can work on these alerts.",
-    "reply_failed": "Could not send your reply to the customer: {error}",
-    "empty": "Please write something first.",
-    "gone": "That flagged reply no longer exists.",
-    "already": "Flagged reply #{review_id} is already {status}{by}.",
-    "already_resolved": "Already resolved{by}; your note was not saved.",
-    "stale_form": "This form is out of date: close it and use the alert's buttons again.",
-}
-# The steps that give an item its status: who made it so, for "already resolved by …".
-_STATUS_STEPS = {"acknowledged": ("acknowledged", "replied"), "resolved": ("resolved",)}
-
-
-class SupportDesk(Protocol):
-    """What the alert buttons do (implemented by bot.reviews); `actor` is a Slack user id."""
-
-    @property
-    def support_users(self) -> frozenset[str]:
-        """Slack user ids allowed to act on alerts."""
-        ...
-
-    async def card(self, *, review_id: int) -> ReviewCard | None:
-        """The item as an alert shows it (None when it does not exist)."""
-        ...
-
-    async def acknowledge(self, *, review_id: int, actor: str) -> bool:
-        """Mark an open item acknowledged and update its alert; False when it was not open.
-
-        Raises ReviewNotFoundError when no item has this id.
-        """
-        ...
-
-    async def resolve(self, *, review_id: int, actor: str, note: str) -> bool:
-        """Mark the item resolved with a note and update its alert; False when it already was.
-
-        Raises ReviewNotFoundError when no item has this id.
-        """
-        ...
-
-    async def reply(self, *, review_id: int, actor: str, text: str) -> None:
-        """Queue `text` for the customer on their channel and record it as replied.
-
-        The message is sent afterwards (a platform failure is stored as a delivery failure);
-        raises DeliveryError at once, storing nothing, when the customer's channel cannot be
-        written to from here, and ReviewNotFoundError when no item has this id.
-        """
-        ...
 
 
 # -- Slack → cxbot --------------------------------------------------------------------------------
@@ -252,6 +216,48 @@ def raw_event(body: Mapping[str, Any]) -> RawUpdate:
     return RawUpdate(event_key=key, lane=f"{CHANNEL}:{user}", body=dict(body))
 
 
+def translate_support_press(body: Mapping[str, Any]) -> SupportPress | Ignored:
+    """What an alert button's `block_actions` body asks of the support desk (pure)."""
+    user = (body.get("user") or {}).get("id")
+    for action in body.get("actions") or []:
+        if not isinstance(action, Mapping):
+            continue
+        kind = kit.ALERT_ACTIONS.get(str(action.get("action_id", "")))
+        value = str(action.get("value") or "")
+        if kind is not None and value.isascii() and value.isdigit() and isinstance(user, str):
+            return SupportPress(action=kind, actor=user, review_id=int(value))
+    return Ignored("not an alert button with a review id and a user")
+
+
+def translate_support_form(body: Mapping[str, Any]) -> SupportSubmission | Ignored:
+    """What a support modal's `view_submission` body asks of the support desk (pure).
+
+    The review id is read from the modal's `private_metadata` (as `kit.support_modal` wrote
+    it; None when unreadable), the text from its input, trimmed.
+    """
+    view = body.get("view") or {}
+    action = kit.FORM_VIEWS.get(str(view.get("callback_id") or ""))
+    if action is None:
+        return Ignored(f"not a support form: {view.get('callback_id')!r}")
+    block, element = kit.FORM_INPUTS[action]
+    values = (view.get("state") or {}).get("values") or {}
+    text = ((values.get(block) or {}).get(element) or {}).get("value") or ""
+    try:
+        meta = json.loads(view.get("private_metadata") or "")
+    except ValueError:
+        meta = None
+    review_id = meta.get("review_id") if isinstance(meta, dict) else None
+    # bool is an int too; a review id is a positive int, as the modal wrote it.
+    valid = isinstance(review_id, int) and not isinstance(review_id, bool) and review_id > 0
+    user = (body.get("user") or {}).get("id")
+    return SupportSubmission(
+        action=action,
+        actor=user if isinstance(user, str) else None,
+        review_id=review_id if valid else None,
+        text=str(text).strip(),
+    )
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -295,11 +301,11 @@ class SlackSender:
         self,
         client: AsyncWebClient,
         *,
-        policy: SlackRetryPolicy | None = None,
+        policy: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.client = client
-        self.policy = policy or SlackRetryPolicy()
+        self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._dms: dict[str, str] = {}  # user → DM channel id
 
@@ -390,12 +396,12 @@ class SlackChannel:
         record: RecordUpdates,
         *,
         desk: SupportDesk | None = None,
-        policy: SlackRetryPolicy | None = None,
+        policy: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.app = app
         self.client = app.client
-        self.policy = policy or SlackRetryPolicy()
+        self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._record = record
         self.desk = desk
@@ -405,17 +411,16 @@ class SlackChannel:
         self.bot_user_id: str | None = None
         app.event("message")(self._on_message)
         app.action(re.compile(f"^{kit.ANSWER_ACTION}_"))(self._on_answer)
-        app.action(kit.ACK_ACTION)(self._on_acknowledge)
-        app.action(kit.RESOLVE_ACTION)(self._on_open_resolve)
-        app.action(kit.REPLY_ACTION)(self._on_open_reply)
-        app.view(kit.RESOLVE_VIEW)(self._on_resolve)
-        app.view(kit.REPLY_VIEW)(self._on_reply)
+        for action in kit.ALERT_ACTIONS:
+            app.action(action)(self._on_alert_button)
+        for view in kit.FORM_VIEWS:
+            app.view(view)(self._on_support_form)
         app.error(self._on_error)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def _call(
-        self, method: str, what: str, *, policy: SlackRetryPolicy | None = None, **kwargs: Any
+        self, method: str, what: str, *, policy: RetryPolicy | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         api = getattr(self.client, method)
         return await call_slack(
@@ -527,9 +532,6 @@ class SlackChannel:
         )
         return message_ts
 
-    def _allowed(self, user: str | None) -> bool:
-        return self.desk is not None and user is not None and user in self.desk.support_users
-
     async def _notify_presser(self, body: Mapping[str, Any], text: str) -> None:
         """An ephemeral notice to whoever pressed a button, where they pressed it."""
         user = (body.get("user") or {}).get("id")
@@ -539,163 +541,60 @@ class SlackChannel:
         if isinstance(channel, str) and isinstance(user, str):
             await self._ephemeral(channel, user, text)
 
-    async def _refuse(self, body: Mapping[str, Any]) -> bool:
-        """True (after an ephemeral notice) when the presser may not act on alerts."""
-        user = (body.get("user") or {}).get("id")
-        if self._allowed(user):
-            return False
-        log.warning("Slack user %s pressed an alert button but is not a support user", user)
-        who = ", ".join(f"<@{u}>" for u in sorted(self.desk.support_users)) if self.desk else ""
-        await self._notify_presser(body, NOTICES["not_support"].format(who=who or "none"))
-        return True
+    def mention(self, user_id: str) -> str:
+        """A Slack user in a notice: `<@U…>` (the desk's `UserNames`)."""
+        return kit.mention(user_id)
 
-    @staticmethod
-    def _status_step(card: ReviewCard) -> ReviewStep | None:
-        """The latest step that gave the item its current status (None for an open item)."""
-        actions = _STATUS_STEPS.get(card.status, ())
-        return next((s for s in reversed(card.history) if s.action in actions), None)
-
-    async def _stale_press(self, body: Mapping[str, Any], review_id: int) -> None:
-        """Tell the presser that their (out-of-date) alert's button no longer applies."""
-        card = await self.desk.card(review_id=review_id) if self.desk is not None else None
-        if card is None:
-            await self._notify_presser(body, NOTICES["gone"])
-            return
-        step = self._status_step(card)
-        by = f" (by <@{step.actor}> at {kit.when(step)})" if step is not None else ""
-        text = NOTICES["already"].format(review_id=review_id, status=card.status, by=by)
-        await self._notify_presser(body, text)
-
-    async def _name_of(self, user: str) -> str:
-        """A Slack user's name for plain text, where a `<@U…>` mention does not render."""
+    async def plain_name(self, user_id: str) -> str:
+        """A Slack user's name for plain text, where a `<@U…>` mention does not render (a
+        modal's error): users.info's display name, else the id."""
         try:
-            answer = await self._call("users_info", f"users.info {user}", user=user)
+            answer = await self._call("users_info", f"users.info {user_id}", user=user_id)
         except DeliveryError as exc:
-            log.info("no Slack profile for %s: %s", user, exc)
-            return user
+            log.info("no Slack profile for %s: %s", user_id, exc)
+            return user_id
         found = answer.get("user") or {}
         profile = found.get("profile") or {}
         name = profile.get("display_name") or found.get("real_name") or profile.get("real_name")
-        return str(name or user)
+        return str(name or user_id)
 
-    @staticmethod
-    def _review_id(body: Mapping[str, Any]) -> int | None:
-        for action in body.get("actions") or []:
-            value = str(action.get("value") or "")
-            if value.isdigit():
-                return int(value)
-        return None
-
-    async def _on_acknowledge(self, ack: Any, body: dict[str, Any]) -> None:
+    async def _on_alert_button(self, ack: Any, body: dict[str, Any]) -> None:
+        """Acknowledge / Resolve / Reply on an alert: the desk decides; a notice or a modal."""
         await ack()
-        review_id = self._review_id(body)
-        if review_id is None or await self._refuse(body) or self.desk is None:
+        press = translate_support_press(body)
+        if isinstance(press, Ignored):
+            log.info("alert button ignored: %s", press.reason)
             return
-        try:
-            changed = await self.desk.acknowledge(review_id=review_id, actor=body["user"]["id"])
-        except ReviewNotFoundError:
-            changed = False  # _stale_press finds no card and says so
-        if not changed:
-            await self._stale_press(body, review_id)
+        if self.desk is None:
+            log.warning("an alert button was pressed, but no support desk is wired here")
+            return
+        outcome = await self.desk.press(press)
+        if isinstance(outcome, SupportNotice):
+            await self._notify_presser(body, outcome.text)
+        elif isinstance(outcome, SupportForm):
+            container = body.get("container") or {}
+            view = kit.support_modal(
+                outcome, str(container.get("channel_id", "")), str(container.get("message_ts", ""))
+            )
+            await self._call(
+                "views_open", "views.open", trigger_id=body.get("trigger_id"), view=view
+            )
 
-    async def _open_modal(self, body: Mapping[str, Any], reply: bool) -> None:
-        review_id = self._review_id(body)
-        if review_id is None or await self._refuse(body) or self.desk is None:
+    async def _on_support_form(self, ack: Any, body: dict[str, Any]) -> None:
+        """A resolve or reply modal submitted: closed when done, else kept open with why."""
+        form = translate_support_form(body)
+        if isinstance(form, Ignored):
+            log.info("support form ignored: %s", form.reason)
+            await ack()
             return
-        card = await self.desk.card(review_id=review_id)
-        # A reply to a resolved item is still allowed; resolving it again is not.
-        if card is None or (not reply and card.status == "resolved"):
-            await self._stale_press(body, review_id)
+        if self.desk is None:
+            log.warning("a support form was submitted, but no support desk is wired here")
+            await ack()
             return
-        container = body.get("container") or {}
-        channel, ts = str(container.get("channel_id", "")), str(container.get("message_ts", ""))
-        if reply:
-            view = kit.reply_modal(review_id, channel, ts, card.customer)
-        else:
-            view = kit.resolve_modal(review_id, channel, ts)
-        await self._call("views_open", "views.open", trigger_id=body.get("trigger_id"), view=view)
-
-    async def _on_open_resolve(self, ack: Any, body: dict[str, Any]) -> None:
-        await ack()
-        await self._open_modal(body, reply=False)
-
-    async def _on_open_reply(self, ack: Any, body: dict[str, Any]) -> None:
-        await ack()
-        await self._open_modal(body, reply=True)
-
-    @staticmethod
-    def _submitted(body: Mapping[str, Any], block: str, action: str) -> tuple[int | None, str]:
-        """The review id the modal was opened for (None if unreadable) and the text typed."""
-        view = body.get("view") or {}
-        values = (view.get("state") or {}).get("values") or {}
-        text = ((values.get(block) or {}).get(action) or {}).get("value") or ""
-        try:
-            meta = json.loads(view.get("private_metadata") or "")
-        except ValueError:
-            meta = None
-        review_id = meta.get("review_id") if isinstance(meta, dict) else None
-        # bool is an int too; a review id is a positive int, as resolve_modal wrote it.
-        valid = isinstance(review_id, int) and not isinstance(review_id, bool) and review_id > 0
-        return (review_id if valid else None), str(text).strip()
-
-    @staticmethod
-    async def _form_error(ack: Any, block: str, text: str) -> None:
-        """Keep the modal open with `text` under its input (short: Slack shows ~150 chars)."""
-        await ack(response_action="errors", errors={block: text[:150]})
-
-    async def _on_resolve(self, ack: Any, body: dict[str, Any]) -> None:
-        review_id, note = self._submitted(body, kit.NOTE_BLOCK, kit.NOTE_INPUT)
-        user = (body.get("user") or {}).get("id")
-        if not self._allowed(user) or self.desk is None:
-            await self._form_error(ack, kit.NOTE_BLOCK, "Support users only.")
-            return
-        if review_id is None:
-            log.warning("a Slack resolve form without a readable review id, from %s", user)
-            await self._form_error(ack, kit.NOTE_BLOCK, NOTICES["stale_form"])
-            return
-        if not note:
-            await self._form_error(ack, kit.NOTE_BLOCK, NOTICES["empty"])
-            return
-        try:
-            changed = await self.desk.resolve(review_id=review_id, actor=str(user), note=note)
-        except ReviewNotFoundError:
-            await self._form_error(ack, kit.NOTE_BLOCK, NOTICES["gone"])
-            return
-        if not changed:
-            # Another agent resolved it meanwhile: the modal stays open so that the note can be
-            # copied, rather than closing as if it had been saved.
-            await self._form_error(ack, kit.NOTE_BLOCK, await self._resolved_by(review_id))
-            return
-        await ack()
-
-    async def _resolved_by(self, review_id: int) -> str:
-        """The modal error for an item resolved meanwhile, naming who resolved it if known."""
-        card = await self.desk.card(review_id=review_id) if self.desk is not None else None
-        step = self._status_step(card) if card is not None else None
-        by = f" by {await self._name_of(step.actor)} at {kit.when(step)}" if step else ""
-        return NOTICES["already_resolved"].format(by=by)
-
-    async def _on_reply(self, ack: Any, body: dict[str, Any]) -> None:
-        review_id, text = self._submitted(body, kit.REPLY_BLOCK, kit.REPLY_INPUT)
-        user = (body.get("user") or {}).get("id")
-        if not self._allowed(user) or self.desk is None:
-            await self._form_error(ack, kit.REPLY_BLOCK, "Support users only.")
-            return
-        if review_id is None:
-            log.warning("a Slack reply form without a readable review id, from %s", user)
-            await self._form_error(ack, kit.REPLY_BLOCK, NOTICES["stale_form"])
-            return
-        if not text:
-            await self._form_error(ack, kit.REPLY_BLOCK, NOTICES["empty"])
-            return
-        try:
-            await self.desk.reply(review_id=review_id, actor=str(user), text=text)
-        except ReviewNotFoundError:
-            await self._form_error(ack, kit.REPLY_BLOCK, NOTICES["gone"])
-            return
-        except DeliveryError as exc:
-            # The customer's channel is not served here. A platform failure comes later, from
-            # the delivery worker (stored as a delivery failure of the review item).
-            await self._form_error(ack, kit.REPLY_BLOCK, NOTICES["reply_failed"].format(error=exc))
+        outcome = await self.desk.submit(form)
+        if isinstance(outcome, SupportFormError):
+            block = kit.FORM_INPUTS[form.action][0]
+            errors = {block: outcome.text[: kit.MAX_FORM_ERROR]}
+            await ack(response_action="errors", errors=errors)
             return
         await ack()

@@ -11,7 +11,14 @@ import math
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
-from bot.messages import ChoiceStyle, OutgoingMessage, ReviewCard, ReviewStep
+from bot.messages import (
+    ChoiceStyle,
+    OutgoingMessage,
+    ReviewCard,
+    ReviewStep,
+    SupportAction,
+    SupportForm,
+)
 
 ANSWER_ACTION = "cxbot_answer"  # + "_<n>": one survey button
 ACK_ACTION = "cxbot_review_ack"
@@ -21,6 +28,18 @@ RESOLVE_VIEW = "cxbot_resolve"
 REPLY_VIEW = "cxbot_reply"
 NOTE_BLOCK, NOTE_INPUT = "note", "note"
 REPLY_BLOCK, REPLY_INPUT = "reply", "text"
+# What each alert button and form asks of the support desk, and where a form's text is typed.
+ALERT_ACTIONS = {
+    ACK_ACTION: SupportAction.ACKNOWLEDGE,
+    RESOLVE_ACTION: SupportAction.RESOLVE,
+    REPLY_ACTION: SupportAction.REPLY,
+}
+FORM_VIEWS = {RESOLVE_VIEW: SupportAction.RESOLVE, REPLY_VIEW: SupportAction.REPLY}
+FORM_INPUTS = {
+    SupportAction.RESOLVE: (NOTE_BLOCK, NOTE_INPUT),
+    SupportAction.REPLY: (REPLY_BLOCK, REPLY_INPUT),
+}
+MAX_FORM_ERROR = 150  # Slack shows about this much of an error under a modal's input
 
 MAX_SECTION = 3000  # Slack's limit for a section's text
 MAX_BUTTON = 75  # ... a button's label
@@ -99,9 +118,9 @@ def render_answered(text: str, label: str | None) -> SlackMessage:
     return {"text": text[:MAX_FALLBACK], "blocks": blocks}
 
 
-def when(step: ReviewStep) -> str:
-    """When a step was taken, as alerts and notices show it: `2026-11-22 12:01 UTC`."""
-    return step.at.strftime("%Y-%m-%d %H:%M UTC")
+def mention(user_id: str) -> str:
+    """A Slack user as mrkdwn shows them: `<@U…>`."""
+    return f"<@{user_id}>"
 
 
 def shorten(text: str, limit: int) -> str:
@@ -117,7 +136,7 @@ def history_line(step: ReviewStep, note_limit: int = NOTE_PREVIEW) -> str:
     The note is shortened to `note_limit` characters (the full text is stored with the item).
     """
     word = ACTION_WORDS.get(step.action, step.action.capitalize())
-    line = f"{word} by <@{step.actor}> at {when(step)}"
+    line = f"{word} by {mention(step.actor)} at {step.when}"
     if step.note and note_limit > 0:
         line += f": {escape(shorten(step.note, note_limit))}"
     return line
@@ -257,3 +276,10 @@ def reply_modal(review_id: int, channel: str, ts: str, customer: str) -> dict[st
             )
         ],
     )
+
+
+def support_modal(form: SupportForm, channel: str, ts: str) -> dict[str, Any]:
+    """The modal the support desk asked for, opened from the alert at `channel` / `ts`."""
+    if form.action == SupportAction.REPLY:
+        return reply_modal(form.review_id, channel, ts, form.customer)
+    return resolve_modal(form.review_id, channel, ts)

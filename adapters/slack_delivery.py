@@ -1,6 +1,7 @@
 """Slack Web API calls with bounded retries, and slack_sdk errors as the project's own.
 
-What Slack answers, and what `call_slack` does with it:
+What Slack answers, and what `call_slack` does with it (the loop itself, and `RetryPolicy`, are
+`adapters.retrying`'s, shared with Telegram; `classify` is Slack's part):
 
 - 429 (`ratelimited`) with a `Retry-After` header: wait that long and try again;
   `RateLimitedError` when the attempts run out or the wait is longer than the policy allows.
@@ -8,26 +9,22 @@ What Slack answers, and what `call_slack` does with it:
   `user_not_found`, `is_archived`, `cannot_dm_bot`, …): `RecipientUnreachableError` at once.
 - any other `ok: false` (`invalid_auth`, `invalid_blocks`, `missing_scope`, …): `DeliveryError`
   at once — retrying cannot help.
-- 5xx, timeouts and network errors: retried with exponential backoff, then `DeliveryError`.
+- 5xx, timeouts and network errors: retried with exponential backoff, then `DeliveryError`
+  ("… failed after N attempts: Slack answered 503 (service_unavailable)").
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from adapters.retrying import Failure, Retry, RetryPolicy, Sleep, call_with_retries
 from bot.errors import DeliveryError, RateLimitedError, RecipientUnreachableError
-
-log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 # Error codes meaning "this conversation or person cannot be written to", not "bad request".
 UNREACHABLE_ERRORS = frozenset(
@@ -44,17 +41,6 @@ UNREACHABLE_ERRORS = frozenset(
         "restricted_action",
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SlackRetryPolicy:
-    """How hard one Web API call is tried before giving up."""
-
-    attempts: int = 5  # tries in all, rate-limit waits included
-    backoff: float = 0.5  # seconds before the first retry after a network error; doubles
-    max_backoff: float = 8.0
-    # A 429 asking for a longer pause is not waited out in line: RateLimitedError instead.
-    max_retry_after: float = 120.0
 
 
 def error_code(exc: SlackApiError) -> str:
@@ -76,11 +62,31 @@ def _retry_after(exc: SlackApiError) -> float:
     return 1.0  # Slack always sends the header; be modest if a proxy dropped it
 
 
+def classify(exc: Exception, what: str) -> Failure:
+    """What a slack_sdk (or aiohttp) exception means for the retry loop (see the module doc)."""
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code if exc.response is not None else 0
+        code = error_code(exc)
+        if status == 429 or code == "ratelimited":
+            wait = _retry_after(exc)
+            return RateLimitedError(
+                f"{what}: Slack asks to wait {wait:g} s (rate limit)", retry_after=wait
+            )
+        if code in UNREACHABLE_ERRORS:
+            return RecipientUnreachableError(f"{what}: {code}")
+        if status >= 500:
+            return Retry(f"Slack answered {status} ({code})")
+        return DeliveryError(f"{what}: Slack refused the request: {code}")
+    if isinstance(exc, SlackClientError | aiohttp.ClientError | TimeoutError):
+        return Retry(repr(exc))
+    return None
+
+
 async def call_slack(
     operation: Callable[[], Awaitable[AsyncSlackResponse]],
     *,
     what: str,
-    policy: SlackRetryPolicy,
+    policy: RetryPolicy,
     sleep: Sleep = asyncio.sleep,
 ) -> dict[str, Any]:
     """Run one Web API call (`operation` makes a fresh request each time) under `policy`.
@@ -88,38 +94,8 @@ async def call_slack(
     Returns the answer's JSON; raises `RecipientUnreachableError`, `RateLimitedError` or
     `DeliveryError`. `what` names the call in messages ("chat.postMessage to C123").
     """
-    delay = policy.backoff
-    for attempt in range(1, policy.attempts + 1):
-        last = attempt >= policy.attempts
-        try:
-            response = await operation()
-        except SlackApiError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            code = error_code(exc)
-            if status == 429 or code == "ratelimited":
-                wait = _retry_after(exc)
-                if last or wait > policy.max_retry_after:
-                    raise RateLimitedError(
-                        f"{what}: Slack asks to wait {wait:g} s (rate limit)", retry_after=wait
-                    ) from exc
-                log.warning("%s: rate limited, waiting %g s as Slack asks", what, wait)
-                await sleep(wait)
-                continue
-            if code in UNREACHABLE_ERRORS:
-                raise RecipientUnreachableError(f"{what}: {code}") from exc
-            if status >= 500 and not last:
-                log.warning("%s: Slack answered %d; retrying in %g s", what, status, delay)
-                await sleep(delay)
-                delay = min(delay * 2, policy.max_backoff)
-                continue
-            raise DeliveryError(f"{what}: Slack refused the request: {code}") from exc
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            if last:
-                raise DeliveryError(f"{what}: failed after {attempt} attempts: {exc!r}") from exc
-            log.warning("%s: %r; retrying in %g s", what, exc, delay)
-            await sleep(delay)
-            delay = min(delay * 2, policy.max_backoff)
-            continue
-        data = response.data
-        return dict(data) if isinstance(data, dict) else {}
-    raise AssertionError("SlackRetryPolicy.attempts must be at least 1")
+    response = await call_with_retries(
+        operation, what=what, policy=policy, classify=classify, sleep=sleep
+    )
+    data = response.data
+    return dict(data) if isinstance(data, dict) else {}

@@ -40,7 +40,8 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, U
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, Conflict, InvalidToken, TelegramError
 
-from adapters.telegram_delivery import RetryPolicy, Sleep, call_api
+from adapters.retrying import RetryPolicy, Sleep
+from adapters.telegram_delivery import call_api
 from adapters.telegram_links import decode_start_payload
 from bot.errors import DeliveryError
 from bot.messages import (

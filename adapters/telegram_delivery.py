@@ -1,6 +1,7 @@
 """Bot API calls with bounded retries, and python-telegram-bot errors as the project's own.
 
-What Telegram answers, and what `call_api` does with it:
+What Telegram answers, and what `call_api` does with it (the loop itself, and `RetryPolicy`,
+are `adapters.retrying`'s, shared with Slack; `classify` is Telegram's part):
 
 - 429 with `retry_after`: wait that long and try again; `RateLimitedError` when the attempts
   run out or the wait asked for is longer than the policy allows.
@@ -18,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dtm
-import logging
 import warnings
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from telegram.error import (
@@ -34,27 +33,13 @@ from telegram.error import (
     TelegramError,
 )
 
+from adapters.retrying import Failure, Retry, RetryPolicy, Sleep, call_with_retries
 from bot.errors import DeliveryError, RateLimitedError, RecipientUnreachableError
 
-log = logging.getLogger(__name__)
-
 T = TypeVar("T")
-Sleep = Callable[[float], Awaitable[None]]
 
 # Bad Request descriptions that mean "this chat cannot be messaged", not "your request is wrong".
 _UNREACHABLE_400 = ("chat not found", "user is deactivated", "peer_id_invalid", "user not found")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard one Bot API call is tried before giving up."""
-
-    attempts: int = 5  # tries in all, rate-limit waits included
-    backoff: float = 0.5  # seconds before the first retry after a network error; doubles
-    max_backoff: float = 8.0
-    # A 429 asking for a longer pause than this is not waited out in line (a customer's turn
-    # would hang): the call fails with RateLimitedError instead.
-    max_retry_after: float = 120.0
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -73,6 +58,31 @@ def _unreachable(message: str) -> bool:
     return any(hint in lowered for hint in _UNREACHABLE_400)
 
 
+def classify(exc: Exception, what: str) -> Failure:
+    """What a python-telegram-bot exception means for the retry loop (see the module doc)."""
+    if isinstance(exc, RetryAfter):
+        wait = retry_after_seconds(exc)
+        return RateLimitedError(
+            f"{what}: Telegram asks to wait {wait:g} s (rate limit)", retry_after=wait
+        )
+    if isinstance(exc, Forbidden):
+        return RecipientUnreachableError(f"{what}: {exc.message}")
+    if isinstance(exc, BadRequest):  # before TelegramError: BadRequest is a NetworkError in PTB
+        if _unreachable(exc.message):
+            return RecipientUnreachableError(f"{what}: {exc.message}")
+        return DeliveryError(f"{what}: Telegram refused the request: {exc.message}")
+    if isinstance(exc, InvalidToken):
+        return DeliveryError(
+            f"{what}: Telegram rejected the bot token ({exc.message}); "
+            "check [telegram] token / CXBOT_TELEGRAM__TOKEN"
+        )
+    if isinstance(exc, Conflict | ChatMigrated):
+        return DeliveryError(f"{what}: {exc.message}")
+    if isinstance(exc, TelegramError):
+        return Retry(exc.message)  # network errors, timeouts, 5xx and unreadable answers
+    return None
+
+
 async def call_api(
     operation: Callable[[], Awaitable[T]],
     *,
@@ -85,39 +95,6 @@ async def call_api(
     Raises `RecipientUnreachableError`, `RateLimitedError` or `DeliveryError`; `what` names the
     call in their messages ("sendMessage to 42").
     """
-    delay = policy.backoff
-    for attempt in range(1, policy.attempts + 1):
-        last = attempt >= policy.attempts
-        try:
-            return await operation()
-        except RetryAfter as exc:
-            wait = retry_after_seconds(exc)
-            if last or wait > policy.max_retry_after:
-                raise RateLimitedError(
-                    f"{what}: Telegram asks to wait {wait:g} s (rate limit)", retry_after=wait
-                ) from exc
-            log.warning("%s: rate limited, waiting %g s as Telegram asks", what, wait)
-            await sleep(wait)
-        except Forbidden as exc:
-            raise RecipientUnreachableError(f"{what}: {exc.message}") from exc
-        except BadRequest as exc:  # before TelegramError: BadRequest is a NetworkError in PTB
-            if _unreachable(exc.message):
-                raise RecipientUnreachableError(f"{what}: {exc.message}") from exc
-            raise DeliveryError(f"{what}: Telegram refused the request: {exc.message}") from exc
-        except InvalidToken as exc:
-            raise DeliveryError(
-                f"{what}: Telegram rejected the bot token ({exc.message}); "
-                "check [telegram] token / CXBOT_TELEGRAM__TOKEN"
-            ) from exc
-        except (Conflict, ChatMigrated) as exc:
-            raise DeliveryError(f"{what}: {exc.message}") from exc
-        except TelegramError as exc:
-            # Network errors, timeouts, 5xx and unreadable answers: worth another try.
-            if last:
-                raise DeliveryError(
-                    f"{what}: failed after {attempt} attempts: {exc.message}"
-                ) from exc
-            log.warning("%s: %s; retrying in %g s", what, exc.message, delay)
-            await sleep(delay)
-            delay = min(delay * 2, policy.max_backoff)
-    raise AssertionError("RetryPolicy.attempts must be at least 1")
+    return await call_with_retries(
+        operation, what=what, policy=policy, classify=classify, sleep=sleep
+    )

@@ -140,7 +140,8 @@ def telegram_command(args: argparse.Namespace) -> int:
 
 
 def _bot_username(settings: Settings) -> str | None:
-    from adapters.telegram_delivery import RetryPolicy, call_api
+    from adapters.retrying import RetryPolicy
+    from adapters.telegram_delivery import call_api
     from bot.channels import build_telegram_bot, telegram_token
 
     if telegram_token(settings) is None:

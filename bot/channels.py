@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
+from adapters.retrying import RetryPolicy
 from adapters.telegram import TelegramChannel, TelegramSender
-from adapters.telegram_delivery import RetryPolicy
 from bot.app import App
 from bot.config import Settings
 from bot.errors import ConfigError
@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # Slack's SDK is imported when Slack is configured, not befor
     from slack_bolt.async_app import AsyncApp
 
     from adapters.slack import SlackChannel, SlackSender
-    from adapters.slack_delivery import SlackRetryPolicy
 
 # Connections to the Bot API for sends (getUpdates has its own). Few: the delivery worker has
 # one message in flight, and a large httpx pool costs CPU in its bookkeeping.
@@ -115,7 +114,7 @@ def build_slack_channel(
     record: RecordUpdates,
     *,
     slack_app: AsyncApp | None = None,
-    policy: SlackRetryPolicy | None = None,
+    policy: RetryPolicy | None = None,
 ) -> SlackChannel:
     """The Slack channel recording into `record` (Bolt app built from settings if None)."""
     from adapters.slack import SlackChannel
@@ -126,7 +125,6 @@ def build_slack_channel(
 def build_slack_sender(slack_app: AsyncApp) -> SlackSender:
     """The delivery worker's sender for Slack (DMs through the app's Web API client)."""
     from adapters.slack import SlackSender
-    from adapters.slack_delivery import SlackRetryPolicy
 
-    policy = SlackRetryPolicy(attempts=2, backoff=0.5, max_retry_after=5.0)
+    policy = RetryPolicy(attempts=2, backoff=0.5, max_retry_after=5.0)
     return SlackSender(slack_app.client, policy=policy)

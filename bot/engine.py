@@ -49,7 +49,7 @@ from bot.parsing import (
 )
 from bot.survey_machine import Action
 from bot.texts import bot_text
-from bot.turn_outbox import closed_press, uses_outbox, write_turn
+from bot.turn_outbox import closed_press, pressed_question, uses_outbox, write_turn
 from storage import conversations as conv_q
 from storage import customers as cust_q
 from storage import flow_versions as flow_q
@@ -163,7 +163,8 @@ class Engine:
         """
         outbox = uses_outbox(msg.channel)
         locale = msg.locale or self._settings.survey.default_locale
-        if outbox and closed_press(session, msg, locale):
+        pressed = pressed_question(session, msg) if outbox else None
+        if outbox and closed_press(session, msg, pressed, locale):
             # A second tap on buttons already closed: a notice, and no turn.
             unsaved = Customer(channel=msg.channel, external_id=msg.user_id)
             return _Turn(session=session, customer=unsaved, msg=msg)
@@ -187,7 +188,7 @@ class Engine:
                 ),
             )
         if outbox:
-            write_turn(session, msg, turn.replies)
+            write_turn(session, msg, turn.replies, pressed=pressed)
         return turn
 
     def _turn(self, session: Session, msg: IncomingMessage, proactive: bool) -> _Turn:

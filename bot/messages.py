@@ -189,6 +189,11 @@ class ReviewStep:
     at: datetime
     note: str | None = None
 
+    @property
+    def when(self) -> str:
+        """When the step was taken, as alerts and notices show it: `2026-11-22 12:01 UTC`."""
+        return self.at.strftime("%Y-%m-%d %H:%M UTC")
+
 
 @dataclass(frozen=True, slots=True)
 class ReviewCard:
@@ -205,3 +210,99 @@ class ReviewCard:
     reasons: tuple[str, ...] = ()
     history: tuple[ReviewStep, ...] = ()
     can_reply: bool = True  # False when the customer's channel cannot be written to
+
+
+# -- the support desk: what agents do with alerts, and what the desk answers ----------------------
+
+
+class SupportAction(StrEnum):
+    """What a support agent asks of a flagged reply (an alert's buttons and forms)."""
+
+    ACKNOWLEDGE = "acknowledge"
+    RESOLVE = "resolve"  # with a note, typed in a form
+    REPLY = "reply"  # a message to the customer, typed in a form
+
+
+@dataclass(frozen=True, slots=True)
+class SupportPress:
+    """An agent pressed one of an alert's buttons: `actor` is their platform user id."""
+
+    action: SupportAction
+    actor: str
+    review_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SupportSubmission:
+    """An agent submitted a form (RESOLVE: the note; REPLY: the text for the customer).
+
+    `actor` is None when the platform named nobody, `review_id` None when the form's record of
+    its item could not be read; `text` is what was typed, trimmed.
+    """
+
+    action: SupportAction
+    actor: str | None
+    review_id: int | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SupportDone:
+    """The action was taken: a submitted form closes; the alert shows the change by itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class SupportNotice:
+    """Nothing was done: tell whoever pressed `text`, seen by them only."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SupportForm:
+    """Ask the agent for a text first: the resolution note, or the message to `customer`."""
+
+    action: SupportAction  # RESOLVE or REPLY
+    review_id: int
+    customer: str  # name and platform id, as the alert shows them
+
+
+@dataclass(frozen=True, slots=True)
+class SupportFormError:
+    """A submitted form is refused: it stays open with `text` under its input."""
+
+    text: str
+
+
+# What a press and a submission come to.
+PressOutcome = SupportDone | SupportNotice | SupportForm
+SubmitOutcome = SupportDone | SupportFormError
+
+
+class SupportDesk(Protocol):
+    """What a platform's alert buttons and forms talk to (bot.reviews.ReviewDesk).
+
+    The desk decides (who may act, what is out of date, what a form lacks) and words its
+    answers; the adapter translates the platform's requests into these calls and renders what
+    comes back.
+    """
+
+    async def press(self, press: SupportPress) -> PressOutcome:
+        """An alert's button was pressed: done, a notice for the presser, or a form to open."""
+        ...
+
+    async def submit(self, form: SupportSubmission) -> SubmitOutcome:
+        """A form was submitted: done (the form closes), or why it stays open."""
+        ...
+
+
+class UserNames(Protocol):
+    """How a platform names its users in the support desk's notices (the adapter's part)."""
+
+    def mention(self, user_id: str) -> str:
+        """A mention the platform renders in a notice (Slack: `<@U…>`)."""
+        ...
+
+    async def plain_name(self, user_id: str) -> str:
+        """A name for plain text, where a mention does not render (the id when none is known)."""
+        ...

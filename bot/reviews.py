@@ -29,7 +29,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.errors import DeliveryError, RateLimitedError, ReviewNotFoundError
-from bot.messages import OutgoingMessage, ReviewCard, ReviewStep
+from bot.messages import (
+    OutgoingMessage,
+    PressOutcome,
+    ReviewCard,
+    ReviewStep,
+    SubmitOutcome,
+    SupportPress,
+    SupportSubmission,
+    UserNames,
+)
+from bot.support_actions import PlainNames, SupportTeam, on_press, on_submit
 from bot.turn_outbox import enqueue_message, uses_outbox
 from bot.waiting import wait_for_event
 from storage import review_queue as rq
@@ -339,7 +349,9 @@ class AlertPoster:
 
 
 class ReviewDesk:
-    """The `SupportDesk` that alert buttons talk to: the workflow plus in-place alert updates."""
+    """The `SupportDesk` that alert buttons talk to: `press` and `submit` decide as
+    bot.support_actions says, over the workflow below (each action also updates the alert in
+    place). `names`: how the platform names people in notices (the Slack channel)."""
 
     def __init__(
         self,
@@ -349,9 +361,11 @@ class ReviewDesk:
         poster: AlertPoster | None,
         actor_prefix: str = "slack",
         can_reply: Callable[[str], bool] = lambda _c: True,
+        names: UserNames | None = None,
     ) -> None:
         self._db = db
         self._users = frozenset(support_users)
+        self._team = SupportTeam(self._users, names or PlainNames())
         self._poster = poster
         self._prefix = actor_prefix
         self._can_reply = can_reply
@@ -365,6 +379,14 @@ class ReviewDesk:
     def support_users(self) -> frozenset[str]:
         """Platform user ids allowed to act on alerts."""
         return self._users
+
+    async def press(self, press: SupportPress) -> PressOutcome:
+        """An alert's button was pressed (bot.support_actions.on_press)."""
+        return await on_press(self, self._team, press)
+
+    async def submit(self, form: SupportSubmission) -> SubmitOutcome:
+        """A support form was submitted (bot.support_actions.on_submit)."""
+        return await on_submit(self, self._team, form)
 
     def _actor(self, user: str) -> str:
         return f"{self._prefix}:{user}"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from slack_bolt.async_app import AsyncApp
 
+from adapters.retrying import RetryPolicy
 from adapters.slack import SlackChannel, SlackSender
-from adapters.slack_delivery import SlackRetryPolicy
 from bot.app import App
 from bot.channels import build_slack_app, build_slack_channel, build_slack_sender
 from bot.messages import RecordUpdates
@@ -49,7 +49,7 @@ def plan_slack(
     *,
     can_reply: Callable[[str], bool],
     slack_app: AsyncApp | None = None,
-    policy: SlackRetryPolicy | None = None,
+    policy: RetryPolicy | None = None,
 ) -> SlackPlan:
     """Build the Slack channel and its sender, and wire the support desk.
 
@@ -72,6 +72,7 @@ def plan_slack(
         support_users=cfg.support_users,
         poster=poster,
         can_reply=can_reply,
+        names=channel,
     )
     channel.desk = desk
     return SlackPlan(

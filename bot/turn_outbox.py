@@ -31,6 +31,7 @@ from bot.messages import (
 from bot.texts import bot_text
 from storage import outbox as out_q
 from storage.database import Session
+from storage.tables import OutboxMessage
 
 # Channels whose messages go through the outbox (the console prints its replies itself).
 OUTBOX_CHANNELS = frozenset({"telegram", "slack"})
@@ -116,28 +117,43 @@ def enqueue_notice(session: Session, notice: Notice) -> None:
 # -- one turn ---------------------------------------------------------------------------------
 
 
-def closed_press(session: Session, msg: IncomingMessage, locale: str) -> bool:
+def pressed_question(session: Session, msg: IncomingMessage) -> OutboxMessage | None:
+    """The sent question a button press was made on, if the bot knows it (one lookup a turn)."""
+    press = msg.press
+    if msg.kind != MessageKind.BUTTON or press is None or press.message_id is None:
+        return None
+    lane = out_q.lane_of(msg.channel, msg.user_id)
+    return out_q.question_by_platform_id(session, lane=lane, platform_message_id=press.message_id)
+
+
+def closed_press(
+    session: Session, msg: IncomingMessage, pressed: OutboxMessage | None, locale: str
+) -> bool:
     """A tap on buttons already closed: queue a short notice and return True (no turn).
 
     The notice says which answer was chosen there, or that the question is closed.
     """
-    press = msg.press
-    if msg.kind != MessageKind.BUTTON or press is None or press.message_id is None:
+    if pressed is None or pressed.closed_at is None or msg.press is None:
         return False
-    lane = out_q.lane_of(msg.channel, msg.user_id)
-    row = out_q.question_by_platform_id(session, lane=lane, platform_message_id=press.message_id)
-    if row is None or row.closed_at is None:
-        return False
-    if row.chosen_label is not None:
-        text = bot_text("already_answered", locale, label=row.chosen_label)
+    if pressed.chosen_label is not None:
+        text = bot_text("already_answered", locale, label=pressed.chosen_label)
     else:
         text = bot_text("closed", locale)
-    _answer_button(session, msg, press, text)
+    _answer_button(session, msg, msg.press, text)
     return True
 
 
-def write_turn(session: Session, msg: IncomingMessage, replies: Sequence[OutgoingMessage]) -> None:
-    """Queue everything the turn decided to send, in the order the customer should see it."""
+def write_turn(
+    session: Session,
+    msg: IncomingMessage,
+    replies: Sequence[OutgoingMessage],
+    *,
+    pressed: OutboxMessage | None = None,
+) -> None:
+    """Queue everything the turn decided to send, in the order the customer should see it.
+
+    `pressed`: `pressed_question`'s answer for this turn's press, if any.
+    """
     press = msg.press if msg.kind == MessageKind.BUTTON else None
     answered = next((r.answered for r in replies if r.answered is not None), None)
     if press is not None:
@@ -146,7 +162,7 @@ def write_turn(session: Session, msg: IncomingMessage, replies: Sequence[Outgoin
         # A pressed question shows the choice when the press answered it; else (a button of a
         # question no longer asked) it just loses its buttons.
         label = press.label if answered is not None else None
-        _close_pressed(session, msg, press, label)
+        _close_pressed(session, msg, press, pressed, label)
     elif answered is not None:
         # Answered by typing, or by a press on a message the platform no longer shows.
         lane = out_q.lane_of(msg.channel, msg.user_id)
@@ -173,11 +189,13 @@ def _answer_button(
 
 
 def _close_pressed(
-    session: Session, msg: IncomingMessage, press: ButtonPress, label: str | None
+    session: Session,
+    msg: IncomingMessage,
+    press: ButtonPress,
+    row: OutboxMessage | None,
+    label: str | None,
 ) -> None:
-    lane = out_q.lane_of(msg.channel, msg.user_id)
     assert press.message_id is not None
-    row = out_q.question_by_platform_id(session, lane=lane, platform_message_id=press.message_id)
     text = press.message_text
     if row is not None:
         out_q.mark_closed(session, row=row, label=label)

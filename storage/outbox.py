@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
 
 from storage.tables import OutboxMessage, utcnow
@@ -42,20 +42,30 @@ def enqueue(
     question_id: str | None = None,
     purpose: str = "survey",
     review_item_id: int | None = None,
-) -> OutboxMessage:
-    """Add one thing to send (after everything already queued for the same recipient)."""
-    row = OutboxMessage(
-        channel=channel,
-        recipient=recipient,
-        lane=lane_of(channel, recipient),
-        kind=kind,
-        body=body,
-        question_id=question_id,
-        purpose=purpose,
-        review_item_id=review_item_id,
+) -> int:
+    """Add one thing to send (after everything already queued for the same recipient); its id.
+
+    A plain INSERT, not an ORM object: a turn queues several rows and reads none of them back.
+    """
+    now = utcnow()
+    result = session.execute(
+        insert(OutboxMessage).values(
+            channel=channel,
+            recipient=recipient,
+            lane=lane_of(channel, recipient),
+            kind=kind,
+            body=body,
+            question_id=question_id,
+            purpose=purpose,
+            review_item_id=review_item_id,
+            created_at=now,
+            not_before=now,
+            attempts=0,
+        )
     )
-    session.add(row)  # flushed with the turn's next query or its commit, in one batch
-    return row
+    key = result.inserted_primary_key  # type: ignore[attr-defined]
+    assert key is not None
+    return int(key[0])
 
 
 def _pending() -> Any:
@@ -264,3 +274,4 @@ def mark_closed(session: Session, *, row: OutboxMessage, label: str | None) -> N
     row.closed_at = utcnow()
     row.chosen_label = label[:128] if label is not None else None
     session.add(row)
+    session.flush()

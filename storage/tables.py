@@ -215,9 +215,16 @@ class InboxUpdate(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("channel", "event_key", name="uq_inbox_event"),
+        # The lane heads, and the unprocessed rows in id order: claims never scan the done.
         Index(
             "ix_inbox_pending",
             "lane",
+            "id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+        Index(
+            "ix_inbox_due",
             "id",
             sqlite_where=text("processed_at IS NULL"),
             postgresql_where=text("processed_at IS NULL"),
@@ -253,6 +260,19 @@ class OutboxMessage(SQLModel, table=True):
             "id",
             sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
             postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
+        Index(
+            "ix_outbox_due",
+            "id",
+            sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
+        Index(
+            "ix_outbox_open_question",
+            "lane",
+            "id",
+            sqlite_where=text("question_id IS NOT NULL AND closed_at IS NULL"),
+            postgresql_where=text("question_id IS NOT NULL AND closed_at IS NULL"),
         ),
         Index("ix_outbox_platform_message", "lane", "platform_message_id"),
     )

@@ -10,6 +10,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import slack_blocks as kit
+from adapters.retrying import RetryPolicy
 from adapters.slack import (
     PROFILE_KEY,
     SlackSender,
@@ -18,7 +19,7 @@ from adapters.slack import (
     translate_event,
     translate_json,
 )
-from adapters.slack_delivery import SlackRetryPolicy, call_slack
+from adapters.slack_delivery import call_slack
 from bot.errors import DeliveryError, RateLimitedError, RecipientUnreachableError
 from bot.messages import (
     ButtonPress,
@@ -200,7 +201,7 @@ def test_long_notes_are_shortened_so_every_history_line_shows() -> None:
 
 
 async def test_slack_errors_become_the_projects_errors() -> None:
-    policy = SlackRetryPolicy(attempts=3, backoff=0.01, max_retry_after=1.0)
+    policy = RetryPolicy(attempts=3, backoff=0.01, max_retry_after=1.0)
     with FakeSlackAPI() as fake:
         client = AsyncWebClient(token=fake.token, base_url=fake.base_url)
 
@@ -228,7 +229,7 @@ async def test_slack_errors_become_the_projects_errors() -> None:
 
 
 async def test_the_sender_posts_in_the_dm_closes_in_place_and_answers_privately() -> None:
-    policy = SlackRetryPolicy(attempts=2, backoff=0.01)
+    policy = RetryPolicy(attempts=2, backoff=0.01)
     with FakeSlackAPI() as fake:
         sender = SlackSender(
             AsyncWebClient(token=fake.token, base_url=fake.base_url), policy=policy

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from telegram import Bot
 
+from adapters.retrying import RetryPolicy
 from adapters.telegram import TelegramSender
-from adapters.telegram_delivery import RetryPolicy, call_api
+from adapters.telegram_delivery import call_api
 from bot.errors import DeliveryError, RateLimitedError, RecipientUnreachableError
 from bot.messages import Choice, ChoiceStyle, OutgoingMessage, SentRef
 from tests.fakes.telegram_api import FakeTelegramAPI

@@ -24,12 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import Session, select
 
-from storage.database import create_db_engine
-from storage.tables import Answer, Conversation, Customer, InboxUpdate
-from tests.conftest import _postgres_database
-from tests.fakes.kill_harness import AFTER_BATCH, KINDS, MID_SEND, Customers, Killer, start_serve
+from tests.fakes.kill_harness import (
+    AFTER_BATCH,
+    KINDS,
+    MID_SEND,
+    Customers,
+    Killer,
+    kill_database,
+    read_outcome,
+    start_serve,
+)
 from tests.fakes.telegram_api import FakeTelegramAPI
 
 pytestmark = pytest.mark.slow
@@ -45,10 +50,7 @@ THANKS = "Thank you for your feedback, Ann!"
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def kill_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database for serve: a SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'kill.db'}"
-    else:
-        yield from _postgres_database()
+    yield from kill_database(request.param, tmp_path)
 
 
 def _react(fake: FakeTelegramAPI, people: Customers, chat: int, message_id: int, body: Any) -> None:
@@ -149,23 +151,12 @@ async def test_sigkill_at_the_worst_moments_loses_nothing(kill_db_url: str, tmp_
         kills = await _run_scenario(fake, env, tmp_path, seed=20261129)
         log = (tmp_path / "serve.log").read_text(errors="replace")
 
-        engine = create_db_engine(kill_db_url)
-        try:
-            with Session(engine) as s:
-                inbox = {row.event_key: row for row in s.exec(select(InboxUpdate))}
-                customers = {c.id: c.external_id for c in s.exec(select(Customer))}
-                states = {customers[c.customer_id]: c.state for c in s.exec(select(Conversation))}
-                answers: dict[str, list[str]] = {}
-                for a in s.exec(select(Answer).order_by(Answer.id)):  # type: ignore[arg-type]
-                    answers.setdefault(customers[a.customer_id], []).append(a.question_id)
-        finally:
-            engine.dispose()
+        outcome = read_outcome(kill_db_url)
+        inbox, states, answers = outcome.inbox, outcome.states, outcome.answers
 
         confirmed = fake.confirmed
         lost = [u for u in confirmed if str(u["update_id"]) not in inbox]
-        unprocessed = [
-            k for k, row in inbox.items() if row.processed_at is None or row.last_error is not None
-        ]
+        unprocessed = outcome.unprocessed()
         copies = Counter((chat, body["text"]) for chat, _, body in fake.delivered)
         duplicates = sum(n - 1 for n in copies.values())
         print(

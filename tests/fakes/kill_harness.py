@@ -2,27 +2,47 @@
 
 Customers only ever answer what they received: a customer who hears nothing waits, so a survey
 that would need a nudge to finish never finishes and the test fails. A killer SIGKILLs serve at
-the moment it is armed for — just after the platform handed over a batch of updates, while a
-reply is on its way, or at once — and the test restarts it.
+the moment it is armed for — just after the platform handed over a batch of updates (long
+polling) or just after serve answered a webhook delivery, while a reply is on its way, or at
+once — and the test restarts it. `HttpServe` keeps the current process and the URL it printed;
+`read_outcome` reads what the database holds afterwards.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlmodel import Session, col, select
+
+from storage import tables
+from storage.database import create_db_engine
+from tests.conftest import _postgres_database
+
 AFTER_BATCH = "after a batch was fetched"
+AFTER_ANSWER = "after an event was answered"
 MID_SEND = "while a reply was being sent"
 AT_RANDOM = "at a random moment"
-KINDS = (AFTER_BATCH, MID_SEND, AT_RANDOM)
+KINDS = (AFTER_BATCH, MID_SEND, AT_RANDOM)  # long polling
+WEBHOOK_KINDS = (AFTER_ANSWER, MID_SEND, AT_RANDOM)  # the platform posts to serve
+_HTTP_ON = re.compile(r"HTTP on (http://\S+)")
+
+
+def kill_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh database for serve (`kind`: sqlite or postgres): a file, or a new database."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'kill.db'}"
+    else:
+        yield from _postgres_database()
 
 
 def start_serve(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -32,6 +52,38 @@ def start_serve(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[b
         return subprocess.Popen(
             [str(exe), "serve"], env={**os.environ, **env}, cwd=cwd, stdout=out, stderr=out
         )
+
+
+class HttpServe:
+    """`cxbot serve` with an HTTP port (`[server] port = 0`): its process and its URL.
+
+    `start` (again after a kill) launches a new process; `url` is None until that process
+    printed "HTTP on http://…" to the log, and the URL it printed afterwards.
+    """
+
+    def __init__(self, env: dict[str, str], cwd: Path, log: Path) -> None:
+        self.env, self.cwd, self.log = env, cwd, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._offset = 0
+        self._url: str | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """A new serve process (its URL unknown until it prints it)."""
+        self._offset = self.log.stat().st_size if self.log.exists() else 0
+        self._url = None
+        self.proc = start_serve(self.env, self.cwd, self.log)
+        return self.proc
+
+    @property
+    def url(self) -> str | None:
+        """The current process's base URL, once it printed it (None while it starts)."""
+        if self._url is None and self.log.exists():
+            with self.log.open("rb") as out:
+                out.seek(self._offset)
+                found = _HTTP_ON.search(out.read().decode(errors="replace"))
+            if found:
+                self._url = found.group(1).rstrip(";")
+        return self._url
 
 
 @dataclass
@@ -54,6 +106,10 @@ class Killer:
     def on_batch(self) -> None:
         """The platform is handing over updates: kill just after they arrive."""
         self._fire(AFTER_BATCH, self.rng.uniform(0.002, 0.02))
+
+    def on_answered(self) -> None:
+        """Serve answered a delivery (the event is recorded): kill just after."""
+        self._fire(AFTER_ANSWER, self.rng.uniform(0.002, 0.02))
 
     def on_send(self) -> None:
         """A reply reached the platform, which answers after its latency: kill meanwhile."""
@@ -120,3 +176,37 @@ class Customers:
         self._due = [(t, a) for t, a in self._due if t > now]
         for action in due:
             action()
+
+
+@dataclass
+class Outcome:
+    """What the database holds after a kill test."""
+
+    inbox: dict[str, tables.InboxUpdate]  # event key → row
+    states: dict[str, str]  # customer external id → conversation state
+    answers: dict[str, list[str]]  # customer external id → question ids, in stored order
+
+    def unprocessed(self) -> list[str]:
+        """Keys of inbox rows not processed, or whose last attempt failed."""
+        return [
+            k
+            for k, row in self.inbox.items()
+            if row.processed_at is None or row.last_error is not None
+        ]
+
+
+def read_outcome(db_url: str) -> Outcome:
+    """Inbox rows, conversation states and stored answers (all customers)."""
+    engine = create_db_engine(db_url)
+    try:
+        with Session(engine) as s:
+            inbox = {row.event_key: row for row in s.exec(select(tables.InboxUpdate))}
+            customers = {c.id: c.external_id for c in s.exec(select(tables.Customer))}
+            conversations = s.exec(select(tables.Conversation))
+            states = {customers[c.customer_id]: c.state for c in conversations}
+            answers: dict[str, list[str]] = {}
+            for a in s.exec(select(tables.Answer).order_by(col(tables.Answer.id))):
+                answers.setdefault(customers[a.customer_id], []).append(a.question_id)
+    finally:
+        engine.dispose()
+    return Outcome(inbox=inbox, states=states, answers=answers)

@@ -9,6 +9,10 @@ changes them) and can be told to fail:
     fake.fail("chat.postMessage", "not_in_channel")            # once, Slack's ok:false answer
     fake.fail("chat.postMessage", "ratelimited", status=429, retry_after=0.1)
     fake.fail("conversations.open", "user_not_found", times=2)
+    fake.latency["chat.postMessage"] = (0.1, 0.2)               # answer after 100–200 ms
+
+Kill tests hook in with `on_call` (each call as it arrives, before its latency) and read
+`delivered`: every message posted, in the order Slack accepted them, as posted (with buttons).
 
 `SocketModeFake` is a websocket server (aiohttp, 127.0.0.1 port 0) that Slack's Socket Mode
 client connects to after `apps.connections.open`; tests `send` envelopes and await the acks.
@@ -21,9 +25,11 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -86,6 +92,12 @@ class FakeSlackAPI:
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self._server: LoopbackServer | None = None
+        # method → (shortest, longest) seconds to wait before answering; seeded for repeats.
+        self.latency: dict[str, tuple[float, float]] = {}
+        self._random = random.Random(1)
+        # Called (in a server thread) with each call as it arrives, before its latency.
+        self.on_call: Callable[[str, dict[str, Any]], None] | None = None
+        self.delivered: list[tuple[str, str, dict[str, Any]]] = []  # (channel, ts, message)
 
     def __enter__(self) -> FakeSlackAPI:
         fake = self
@@ -142,6 +154,11 @@ class FakeSlackAPI:
         """The texts of the messages in `channel`, oldest first."""
         return [m["text"] for m in self.posted(channel)]
 
+    def sent_texts(self, channel: str) -> list[str]:
+        """The texts of the messages posted to `channel`, as posted (not updated), in order."""
+        with self._lock:
+            return [m["text"] for ch, _ts, m in self.delivered if ch == channel]
+
     def last(self, channel: str) -> dict[str, Any]:
         """The newest message in `channel`."""
         return self.posted(channel)[-1]
@@ -174,6 +191,13 @@ class FakeSlackAPI:
         self, method: str, body: dict[str, Any], auth: str
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Answer one call: (status, JSON body, extra headers)."""
+        if self.on_call is not None:
+            self.on_call(method, body)
+        span = self.latency.get(method)
+        if span is not None:
+            with self._lock:
+                pause = self._random.uniform(*span)
+            time.sleep(pause)
         with self._lock:
             expected = self.app_token if method == "apps.connections.open" else self.token
             if auth != f"Bearer {expected}":
@@ -204,6 +228,7 @@ class FakeSlackAPI:
             ts = f"1700000000.{next(self._ts):06d}"
             message = {"ts": ts, "text": body.get("text"), "blocks": body.get("blocks") or []}
             self.messages[(body["channel"], ts)] = message
+            self.delivered.append((body["channel"], ts, message))
             return {"ok": True, "channel": body["channel"], "ts": ts, "message": message}
         if method == "chat.update":
             key = (body["channel"], body["ts"])

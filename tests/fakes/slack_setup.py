@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from sqlmodel import col, select
 
-from adapters.slack_delivery import SlackRetryPolicy
+from adapters.retrying import RetryPolicy
 from bot.app import App
 from bot.config import Settings, load_settings
 from storage.database import transaction
@@ -37,7 +37,7 @@ from storage.tables import (
 from tests.fakes.serving import running
 from tests.fakes.slack_api import SIGNING_SECRET, FakeSlackAPI, form, sign
 
-FAST = SlackRetryPolicy(attempts=4, backoff=0.02, max_backoff=0.1, max_retry_after=2.0)
+FAST = RetryPolicy(attempts=4, backoff=0.02, max_backoff=0.1, max_retry_after=2.0)
 ALERTS = "C0ALERTS1"
 AGENT = "U0AGENT01"  # a support user
 STRANGER = "U0OTHER01"  # a workspace member who is not

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
+from adapters.retrying import RetryPolicy
 from adapters.telegram import CHANNEL, TelegramChannel, TelegramSender, translate_json
-from adapters.telegram_delivery import RetryPolicy
 from bot.app import App
 from bot.channels import build_telegram_bot
 from bot.config import Settings, load_settings

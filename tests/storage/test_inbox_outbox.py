@@ -281,7 +281,7 @@ def put(
     question_id: str | None = None,
 ) -> int:
     with transaction(db) as s:
-        row = out_q.enqueue(
+        return out_q.enqueue(
             s,
             channel=channel,
             recipient=recipient,
@@ -289,8 +289,6 @@ def put(
             body={"text": text},
             question_id=question_id,
         )
-        s.flush()  # enqueue leaves the INSERT to the turn's next query or its commit
-        return _id(row)
 
 
 def claim(

@@ -44,6 +44,13 @@ def upgrade() -> None:
             sqlite_where=sa.text("processed_at IS NULL"),
             postgresql_where=sa.text("processed_at IS NULL"),
         )
+        batch_op.create_index(
+            "ix_inbox_due",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("processed_at IS NULL"),
+            postgresql_where=sa.text("processed_at IS NULL"),
+        )
 
     op.create_table(
         "outboxmessage",
@@ -81,6 +88,20 @@ def upgrade() -> None:
             unique=False,
             sqlite_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
             postgresql_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
+        )
+        batch_op.create_index(
+            "ix_outbox_due",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
+        )
+        batch_op.create_index(
+            "ix_outbox_open_question",
+            ["lane", "id"],
+            unique=False,
+            sqlite_where=sa.text("question_id IS NOT NULL AND closed_at IS NULL"),
+            postgresql_where=sa.text("question_id IS NOT NULL AND closed_at IS NULL"),
         )
         batch_op.create_index(
             "ix_outbox_platform_message", ["lane", "platform_message_id"], unique=False
