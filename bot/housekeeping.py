@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from storage.database import Database, transaction
 from storage.inbound import forget_inbound_events
+from storage.inbox import forget_processed_updates
+from storage.outbox import forget_finished_messages
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +25,19 @@ INTERVAL_SECONDS = 3600.0
 
 
 def forget_old_event_ids(db: Database, *, now: datetime | None = None) -> int:
-    """Delete event ids older than `EVENT_ID_RETENTION`; how many were deleted."""
+    """Delete event ids, processed inbox updates and finished outbox rows older than
+    `EVENT_ID_RETENTION`; how many rows were deleted.
+
+    The inbox keeps an update's key as long as the platform may deliver it again; the outbox
+    keeps sent questions so that a late tap on one still gets "Already answered".
+    """
     cutoff = (now or datetime.now(UTC)) - EVENT_ID_RETENTION
     with transaction(db) as session:
-        return forget_inbound_events(session, received_before=cutoff)
+        return (
+            forget_inbound_events(session, received_before=cutoff)
+            + forget_processed_updates(session, processed_before=cutoff)
+            + forget_finished_messages(session, created_before=cutoff)
+        )
 
 
 async def run_housekeeping(db: Database, *, interval: float = INTERVAL_SECONDS) -> None:
@@ -34,5 +45,9 @@ async def run_housekeeping(db: Database, *, interval: float = INTERVAL_SECONDS) 
     while True:
         forgotten = await asyncio.to_thread(forget_old_event_ids, db)
         if forgotten:
-            log.info("forgot %d platform event ids older than %s", forgotten, EVENT_ID_RETENTION)
+            log.info(
+                "forgot %d event ids and inbox/outbox rows older than %s",
+                forgotten,
+                EVENT_ID_RETENTION,
+            )
         await asyncio.sleep(interval)

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import delete, func, insert, update
 from sqlmodel import Session, col, select
 
 from storage.tables import OutboxMessage, utcnow
@@ -275,3 +275,19 @@ def mark_closed(session: Session, *, row: OutboxMessage, label: str | None) -> N
     row.chosen_label = label[:128] if label is not None else None
     session.add(row)
     session.flush()
+
+
+def forget_finished_messages(session: Session, *, created_before: datetime) -> int:
+    """Delete rows sent or given up that were queued before `created_before`; how many went.
+
+    A close row may still refer to a deleted question: it then closes nothing.
+    """
+    result = session.execute(
+        delete(OutboxMessage)
+        .execution_options(**_PLAIN)
+        .where(
+            col(OutboxMessage.created_at) < created_before,
+            col(OutboxMessage.sent_at).is_not(None) | col(OutboxMessage.failed_at).is_not(None),
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

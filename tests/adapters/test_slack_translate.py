@@ -18,6 +18,8 @@ from adapters.slack import (
     translate_answer,
     translate_event,
     translate_json,
+    translate_support_form,
+    translate_support_press,
 )
 from adapters.slack_delivery import call_slack
 from bot.errors import DeliveryError, RateLimitedError, RecipientUnreachableError
@@ -32,8 +34,18 @@ from bot.messages import (
     ReviewCard,
     ReviewStep,
     SentRef,
+    SupportAction,
+    SupportForm,
+    SupportPress,
+    SupportSubmission,
 )
-from tests.fakes.slack_api import FakeSlackAPI, button_press, dm_event
+from tests.fakes.slack_api import (
+    FakeSlackAPI,
+    block_action,
+    button_press,
+    dm_event,
+    view_submission,
+)
 
 ANN = "U0ANN0001"
 
@@ -252,3 +264,78 @@ async def test_the_sender_posts_in_the_dm_closes_in_place_and_answers_privately(
             await sender.send(nps_question())
         with pytest.raises(DeliveryError, match="not a Slack user id"):
             await sender.send(replace(nps_question(), user_id="ann"))
+
+
+def alert_message() -> dict[str, Any]:
+    card = ReviewCard(review_id=7, status="open", customer="Ann", channel="slack", flow_id="f")
+    return {"ts": "1.000007", **kit.render_alert(card)}
+
+
+@pytest.mark.parametrize(
+    ("action_id", "action"),
+    [
+        (kit.ACK_ACTION, SupportAction.ACKNOWLEDGE),
+        (kit.RESOLVE_ACTION, SupportAction.RESOLVE),
+        (kit.REPLY_ACTION, SupportAction.REPLY),
+    ],
+)
+def test_an_alert_button_is_a_press_for_the_support_desk(
+    action_id: str, action: SupportAction
+) -> None:
+    body = block_action("U0AGENT01", "C0ALERTS1", alert_message(), action_id)
+    assert translate_support_press(body) == SupportPress(
+        action=action, actor="U0AGENT01", review_id=7
+    )
+
+
+def test_an_alert_button_without_a_review_id_or_a_user_is_ignored() -> None:
+    body = block_action("U0AGENT01", "C0ALERTS1", alert_message(), kit.ACK_ACTION)
+    body["actions"][0]["value"] = "seven"
+    assert isinstance(translate_support_press(body), Ignored)
+    body = block_action("U0AGENT01", "C0ALERTS1", alert_message(), kit.ACK_ACTION)
+    del body["user"]
+    assert isinstance(translate_support_press(body), Ignored)
+    survey = block_action(
+        ANN,
+        "D0ANN0001",
+        {"ts": "1.0", **kit.render_question(nps_question())},
+        f"{kit.ANSWER_ACTION}_0",
+    )
+    assert isinstance(translate_support_press(survey), Ignored)
+
+
+def test_a_support_modal_opened_from_a_form_reads_back_as_its_submission() -> None:
+    modal = kit.support_modal(
+        SupportForm(action=SupportAction.REPLY, review_id=7, customer="Ann"), "C0ALERTS1", "1.0"
+    )
+    assert modal["blocks"][0]["label"]["text"] == "Message to Ann"
+    body = view_submission("U0AGENT01", modal, {"reply": {"text": "  Hello Ann \n"}})
+    assert translate_support_form(body) == SupportSubmission(
+        action=SupportAction.REPLY, actor="U0AGENT01", review_id=7, text="Hello Ann"
+    )
+    modal = kit.support_modal(
+        SupportForm(action=SupportAction.RESOLVE, review_id=7, customer="Ann"), "C0ALERTS1", "1.0"
+    )
+    body = view_submission("U0AGENT01", modal, {"note": {"note": "Refunded"}})
+    assert translate_support_form(body) == SupportSubmission(
+        action=SupportAction.RESOLVE, actor="U0AGENT01", review_id=7, text="Refunded"
+    )
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [None, "not json", "[1]", '{"review_id": "1"}', '{"review_id": true}', '{"review_id": 0}'],
+)
+def test_a_support_form_whose_review_id_cannot_be_read_has_none(metadata: str | None) -> None:
+    view: dict[str, Any] = {"type": "modal", "callback_id": kit.RESOLVE_VIEW}
+    if metadata is not None:
+        view["private_metadata"] = metadata
+    found = translate_support_form(view_submission("U0AGENT01", view, {}))
+    assert found == SupportSubmission(
+        action=SupportAction.RESOLVE, actor="U0AGENT01", review_id=None, text=""
+    )
+
+
+def test_other_modals_are_not_support_forms() -> None:
+    view = {"type": "modal", "callback_id": "someone_else"}
+    assert isinstance(translate_support_form(view_submission("U0AGENT01", view, {})), Ignored)

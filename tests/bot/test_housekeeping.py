@@ -9,8 +9,10 @@ from sqlmodel import col, select
 from bot.app import App
 from bot.housekeeping import EVENT_ID_RETENTION, forget_old_event_ids
 from storage.database import transaction
+from storage import outbox as out_q
 from storage.inbound import record_inbound_event
-from storage.tables import InboundEvent
+from storage.inbox import NewUpdate, record_updates
+from storage.tables import InboundEvent, InboxUpdate, OutboxMessage
 
 
 def remembered(app: App) -> list[str]:
@@ -36,3 +38,27 @@ def test_event_ids_older_than_the_retention_are_forgotten(any_db_app: App) -> No
         assert record_inbound_event(s, channel="telegram", event_key="tg:1")
         assert not record_inbound_event(s, channel="telegram", event_key="tg:3")
     assert forget_old_event_ids(any_db_app.db, now=now) == 0
+
+
+def test_processed_updates_and_finished_messages_are_forgotten_pending_ones_kept(
+    any_db_app: App,
+) -> None:
+    now = datetime.now(UTC)
+    old = now - EVENT_ID_RETENTION - timedelta(hours=1)
+    with transaction(any_db_app.db) as s:
+        updates = [NewUpdate(event_key=k, lane="telegram:1", body={}) for k in ("1", "2", "3")]
+        record_updates(s, channel="telegram", updates=updates)
+        sent = out_q.enqueue(s, channel="telegram", recipient="1", kind="message", body={})
+        waiting = out_q.enqueue(s, channel="telegram", recipient="1", kind="message", body={})
+        out_q.record_sent(s, message_id=sent, platform_message_id="7", platform_chat=None)
+        for row in s.exec(select(InboxUpdate)):
+            row.received_at = old
+            row.processed_at = old if row.event_key != "3" else None  # "3" still waits
+            s.add(row)
+        for message in s.exec(select(OutboxMessage)):
+            message.created_at = old
+            s.add(message)
+    assert forget_old_event_ids(any_db_app.db, now=now) == 3  # two updates, one sent message
+    with transaction(any_db_app.db) as s:
+        assert [u.event_key for u in s.exec(select(InboxUpdate))] == ["3"]
+        assert [m.id for m in s.exec(select(OutboxMessage))] == [waiting]

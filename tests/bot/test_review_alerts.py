@@ -17,7 +17,16 @@ from bot.app import App, build_app
 from bot.channels import build_slack_channel
 from bot.errors import DeliveryError, ReviewNotFoundError
 from bot.inbox import Inbox
-from bot.messages import IncomingMessage, MessageKind
+from bot.messages import (
+    IncomingMessage,
+    MessageKind,
+    SupportAction,
+    SupportDone,
+    SupportFormError,
+    SupportNotice,
+    SupportPress,
+    SupportSubmission,
+)
 from bot.reviews import AlertPoster, ReviewDesk, SyncResult
 from storage.database import create_db_engine, transaction
 from storage.review_queue import alert_of, claim_alerts
@@ -283,3 +292,23 @@ async def test_a_reply_to_a_channel_not_served_here_is_refused_and_nothing_is_st
     assert review_events(app) == []
     assert len(outbox_rows(app)) == before
     assert [i.status for i in review_items(app)] == ["open"]
+
+
+async def test_the_desk_decides_presses_and_forms_over_the_database(app: App) -> None:
+    await detractor(app, "U0ANN0001")
+    desk = ReviewDesk(db=app.db, support_users=["U0AGENT01"], poster=None)
+    ack = SupportPress(action=SupportAction.ACKNOWLEDGE, actor="U0AGENT01", review_id=1)
+    assert await desk.press(ack) == SupportDone()
+    again = await desk.press(ack)
+    assert isinstance(again, SupportNotice)
+    assert again.text.startswith("Flagged reply #1 is already acknowledged (by U0AGENT01 at ")
+    note = SupportSubmission(
+        action=SupportAction.RESOLVE, actor="U0AGENT01", review_id=1, text="Called Ann"
+    )
+    assert await desk.submit(note) == SupportDone()
+    late = await desk.submit(note)
+    assert isinstance(late, SupportFormError) and late.text.startswith("Already resolved by ")
+    assert review_events(app) == [
+        ("acknowledged", "slack:U0AGENT01", None),
+        ("resolved", "slack:U0AGENT01", "Called Ann"),
+    ]
