@@ -8,8 +8,8 @@ from sqlmodel import col, select
 
 from bot.app import App
 from bot.housekeeping import EVENT_ID_RETENTION, forget_old_event_ids
-from storage.database import transaction
 from storage import outbox as out_q
+from storage.database import transaction
 from storage.inbound import record_inbound_event
 from storage.inbox import NewUpdate, record_updates
 from storage.tables import InboundEvent, InboxUpdate, OutboxMessage
