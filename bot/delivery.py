@@ -167,7 +167,14 @@ class DeliveryWorker:
             while True:
                 # The last results of a pass are recorded in the next pass's claiming
                 # transaction: one transaction per pass instead of two.
-                done = await self._pass(None, carry=True)
+                try:
+                    done = await self._pass(None, carry=True)
+                except Exception:
+                    # The database failed (what was sent stays carried, to be recorded later):
+                    # keep serving, and look again after a pause.
+                    log.exception("the outbox could not be read or written; retrying shortly")
+                    await asyncio.sleep(self._poll)
+                    continue
                 passes += 1
                 if passes % 200 == 0:
                     await asyncio.to_thread(self.release_dead_claims)
@@ -194,7 +201,11 @@ class DeliveryWorker:
 
     async def _pass(self, lanes: Collection[str] | None, *, carry: bool) -> list[Outcome]:
         carried, self._carried = self._carried, []
-        claimed = await asyncio.to_thread(self._claim, lanes, carried)
+        try:
+            claimed = await asyncio.to_thread(self._claim, lanes, carried)
+        except Exception:
+            self._carried = carried + self._carried  # not on record yet: keep them for later
+            raise
         if not claimed:
             return []
         messages = [c for c in claimed if c.row.kind == out_q.KIND_MESSAGE]
@@ -205,7 +216,7 @@ class DeliveryWorker:
             chunk = messages[start : start + self._max_in_flight]
             if pending and start > 0:
                 # What was sent is on record before the next message goes out.
-                await asyncio.to_thread(self._record, pending)
+                await self._record_or_carry(pending)
                 pending = []
             done = await asyncio.gather(*(self._attempt(c) for c in chunk))
             pending.extend(done)
@@ -213,10 +224,18 @@ class DeliveryWorker:
         if carry:
             self._carried = pending
         elif pending:
-            await asyncio.to_thread(self._record, pending)
+            await self._record_or_carry(pending)
         if self._on_sent is not None and any(a.status == "sent" for a in attempts):
             self._on_sent()
         return [a.outcome() for a in attempts]
+
+    async def _record_or_carry(self, attempts: list[_Attempt]) -> None:
+        """Record now; if the database fails, keep them for the next pass and stop this one."""
+        try:
+            await asyncio.to_thread(self._record, attempts)
+        except Exception:
+            self._carried.extend(attempts)
+            raise
 
     async def drain(self, lanes: Collection[str], *, timeout: float = 30.0) -> list[Outcome]:
         """Deliver everything queued for `lanes` now (`cxbot invite`); what each attempt did."""
@@ -335,7 +354,9 @@ class DeliveryWorker:
                 return self._failed(claimed, str(exc), unreachable=False)
             log.warning("outbox %s: %s; the lane waits %g s", row.id, exc, exc.retry_after)
             return _Attempt(claimed, "retry", error=str(exc), wait=max(exc.retry_after, 0.5))
-        except DeliveryError as exc:
+        except Exception as exc:  # DeliveryError, or a bug in a sender: never a silent loss
+            if not isinstance(exc, DeliveryError):
+                log.exception("outbox %s: the %s sender failed unexpectedly", row.id, row.channel)
             wait = self._schedule.wait(row.attempts + 1)
             if cosmetic or wait is None:
                 return self._failed(claimed, str(exc), unreachable=False)

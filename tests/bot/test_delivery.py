@@ -23,7 +23,14 @@ from sqlmodel import col, select
 from bot.app import App
 from bot.delivery import DeliveryWorker, RetrySchedule
 from bot.errors import DeliveryError, RateLimitedError, RecipientUnreachableError
-from bot.messages import ButtonPress, IncomingMessage, MessageKind, Notice, OutgoingMessage
+from bot.messages import (
+    ButtonPress,
+    IncomingMessage,
+    MessageKind,
+    Notice,
+    OutgoingMessage,
+    SentRef,
+)
 from bot.turn_outbox import enqueue_message, enqueue_notice
 from storage import outbox as out_q
 from storage.database import transaction
@@ -344,3 +351,41 @@ async def test_a_starting_worker_takes_over_what_a_dead_process_had_claimed(
     claim_as(app, f"{socket.gethostname()}:{dead_pid()}:abc", "42")
     async with running(delivery(app, sender)):
         await until(lambda: sender.texts("42") == ["a1", "a2"], what="a1 and a2")
+
+
+async def test_a_sender_that_fails_unexpectedly_is_retried_not_fatal(
+    app: App, sender: FakeChannelSender
+) -> None:
+    queue(app, "42", "a1", "a2")
+    sender.fail(RuntimeError("a bug in a sender"), text="a1")
+    async with running(delivery(app, sender)):
+        await until(lambda: pending(app) == 0, what="the outbox to empty")
+    assert sender.texts("42") == ["a1", "a2"]
+    assert [c.ok for c in sender.attempts() if c.text == "a1"] == [False, True]
+
+
+async def test_one_message_in_flight_each_on_record_before_the_next_is_sent(
+    app: App, sender: FakeChannelSender
+) -> None:
+    """The window for a repeat after a crash: at most one message sent and not yet recorded."""
+    for user in ("41", "42", "43"):
+        queue(app, user, f"to {user}")
+    unrecorded_at_each_send: list[int] = []
+    real_send = sender.send
+
+    async def send(message: OutgoingMessage) -> SentRef:
+        sent_unrecorded = sum(
+            1 for c in sender.succeeded() if c.action == "send" and not _recorded(app, c.text)
+        )
+        unrecorded_at_each_send.append(sent_unrecorded)
+        return await real_send(message)
+
+    sender.send = send  # type: ignore[method-assign]
+    worker = delivery(app, sender)
+    await worker.deliver_due()
+    assert unrecorded_at_each_send == [0, 0, 0]
+    assert pending(app) == 0
+
+
+def _recorded(app: App, text: str | None) -> bool:
+    return any(r.body.get("text") == text and r.sent_at is not None for r in rows(app))

@@ -3,11 +3,13 @@
 A load balancer in front of two processes hands each webhook delivery to either of them, and
 the platform may deliver an update again to the other. A customer's burst of messages,
 alternating between the processes and each also delivered twice, must be applied in the order
-it was sent, exactly once, and answered once.
+it was sent, exactly once, and answered once: on Telegram (webhook) and on Slack (HTTP mode,
+where the second delivery is a retry with `X-Slack-Retry-Num`, as Slack sends it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -24,6 +26,7 @@ from sqlmodel import Session, col, select
 from storage.database import create_db_engine
 from storage.tables import Answer, InboxUpdate
 from tests.conftest import _postgres_database
+from tests.fakes.slack_api import SIGNING_SECRET, FakeSlackAPI, dm_event, sign
 from tests.fakes.telegram_api import FakeTelegramAPI
 from web.server import TELEGRAM_SECRET_HEADER
 
@@ -31,6 +34,17 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SECRET = "webhook_Secret-42"
 ANN = 42
+SLACK_ANN = "U0ANN0042"
+SLACK_DM = "D0ANN0042"  # what the fake's conversations.open answers for SLACK_ANN
+BURST = ["9", "great service", "6", "4", "no, that's all"]  # after the start word
+STORED = [
+    ("nps", 9, None),
+    ("liked_most", None, "great service"),
+    ("ces", 6, None),
+    ("csat", 4, None),
+    ("anything_else", None, "no, that's all"),
+]
+THANKS = "Thank you for your feedback, Ann!"
 
 
 @pytest.fixture
@@ -80,10 +94,7 @@ def test_one_customers_burst_through_two_processes_is_applied_in_order_once(
         first, url_a = _serve(env, tmp_path)
         second, url_b = _serve(env, tmp_path)
         try:
-            burst = [
-                fake.stamp(fake.message(ANN, text))
-                for text in ["/start", "9", "great service", "6", "4", "no, that's all"]
-            ]
+            burst = [fake.stamp(fake.message(ANN, text)) for text in ["/start", *BURST]]
             with httpx.Client(timeout=10) as http:
                 for number, update in enumerate(burst):
                     urls = (url_a, url_b) if number % 2 == 0 else (url_b, url_a)
@@ -105,20 +116,78 @@ def test_one_customers_burst_through_two_processes_is_applied_in_order_once(
         texts = fake.texts(ANN)
         assert len(texts) == 7, texts  # intro, NPS, liked most, CES, CSAT, anything else, thanks
         assert len(set(texts)) == 7, texts
-        assert texts[-1] == "Thank you for your feedback, Ann!"
-        engine = create_db_engine(pg_url)
-        try:
-            with Session(engine) as s:
-                stored = s.exec(select(Answer).order_by(col(Answer.id))).all()
-                inbox = s.exec(select(InboxUpdate).order_by(col(InboxUpdate.id))).all()
-        finally:
-            engine.dispose()
-        assert [(a.question_id, a.value_int, a.value_text) for a in stored] == [
-            ("nps", 9, None),
-            ("liked_most", None, "great service"),
-            ("ces", 6, None),
-            ("csat", 4, None),
-            ("anything_else", None, "no, that's all"),
-        ]
+        assert texts[-1] == THANKS
+        stored, inbox = _stored(pg_url)
+        assert stored == STORED
         assert [row.event_key for row in inbox] == [str(u["update_id"]) for u in burst]
         assert all(row.processed_at is not None and row.attempts == 0 for row in inbox)
+
+
+def _stored(db_url: str) -> tuple[list[tuple[str, int | None, str | None]], list[InboxUpdate]]:
+    """The stored answers (question, value_int, value_text) and inbox rows, oldest first."""
+    engine = create_db_engine(db_url)
+    try:
+        with Session(engine) as s:
+            answers = s.exec(select(Answer).order_by(col(Answer.id))).all()
+            inbox = list(s.exec(select(InboxUpdate).order_by(col(InboxUpdate.id))).all())
+    finally:
+        engine.dispose()
+    return [(a.question_id, a.value_int, a.value_text) for a in answers], inbox
+
+
+def test_one_slack_customers_burst_through_two_processes_is_applied_in_order_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with FakeSlackAPI() as fake:
+        fake.profiles[SLACK_ANN] = {
+            "id": SLACK_ANN,
+            "real_name": "Ann Lee",
+            "locale": "en-US",
+            "profile": {"first_name": "Ann", "last_name": "Lee"},
+        }
+        env = {
+            "CXBOT_GENERAL__DATA_DIR": str(tmp_path / "data"),
+            "CXBOT_DATABASE__URL": pg_url,
+            "CXBOT_SLACK__BOT_TOKEN": fake.token,
+            "CXBOT_SLACK__SIGNING_SECRET": SIGNING_SECRET,
+            "CXBOT_SLACK__BASE_URL": fake.base_url,
+            "CXBOT_SLACK__MODE": "http",
+            "CXBOT_SERVER__PORT": "0",
+            "CXBOT_SENTIMENT__ENABLED": "false",
+        }
+        first, url_a = _serve(env, tmp_path)
+        second, url_b = _serve(env, tmp_path)
+        try:
+            burst = [
+                dm_event(SLACK_ANN, text, event_id=f"Ev0BURST{number:03d}")
+                for number, text in enumerate(["start", *BURST])
+            ]
+            with httpx.Client(timeout=10) as http:
+                for number, event in enumerate(burst):
+                    body = json.dumps(event).encode()
+                    urls = (url_a, url_b) if number % 2 == 0 else (url_b, url_a)
+                    for attempt, url in enumerate(urls):  # posted to one, retried on the other
+                        headers = {"Content-Type": "application/json", **sign(body)}
+                        if attempt:
+                            headers["X-Slack-Retry-Num"] = str(attempt)
+                            headers["X-Slack-Retry-Reason"] = "http_timeout"
+                        response = http.post(f"{url}/slack/events", content=body, headers=headers)
+                        assert response.status_code == 200, response.text
+            deadline = time.monotonic() + 30
+            while len(fake.sent_texts(SLACK_DM)) < 7 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # anything posted twice would show up by now
+        finally:
+            _stop(first)
+            _stop(second)
+
+        texts = fake.sent_texts(SLACK_DM)
+        assert len(texts) == 7, texts  # intro, NPS, liked most, CES, CSAT, anything else, thanks
+        assert len(set(texts)) == 7, texts
+        assert texts[-1] == THANKS
+        assert [c.body["channel"] for c in fake.requests("chat.postMessage")] == [SLACK_DM] * 7
+        stored, inbox = _stored(pg_url)
+        assert stored == STORED
+        assert [row.event_key for row in inbox] == [e["event_id"] for e in burst]
+        assert all(row.processed_at is not None and row.attempts == 0 for row in inbox)
+        assert all(row.last_error is None for row in inbox)

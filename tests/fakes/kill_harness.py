@@ -57,8 +57,9 @@ def start_serve(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[b
 class HttpServe:
     """`cxbot serve` with an HTTP port (`[server] port = 0`): its process and its URL.
 
-    `start` (again after a kill) launches a new process; `url` is None until that process
-    printed "HTTP on http://…" to the log, and the URL it printed afterwards.
+    `start` (again after a kill) launches a new process, which prints "HTTP on http://…" to
+    the log once it serves. Until then `url` is the previous process's URL, as for a platform
+    posting to a fixed address: its connections are refused while serve is down or starting.
     """
 
     def __init__(self, env: dict[str, str], cwd: Path, log: Path) -> None:
@@ -66,24 +67,36 @@ class HttpServe:
         self.proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
         self._url: str | None = None
+        self._up = False
 
     def start(self) -> subprocess.Popen[bytes]:
         """A new serve process (its URL unknown until it prints it)."""
         self._offset = self.log.stat().st_size if self.log.exists() else 0
-        self._url = None
+        self._up = False
         self.proc = start_serve(self.env, self.cwd, self.log)
         return self.proc
 
     @property
     def url(self) -> str | None:
-        """The current process's base URL, once it printed it (None while it starts)."""
-        if self._url is None and self.log.exists():
-            with self.log.open("rb") as out:
-                out.seek(self._offset)
-                found = _HTTP_ON.search(out.read().decode(errors="replace"))
-            if found:
-                self._url = found.group(1).rstrip(";")
+        """The base URL serve printed last (None before the first process printed one)."""
+        self._look()
         return self._url
+
+    @property
+    def up(self) -> bool:
+        """Whether the current process printed its URL (it serves)."""
+        self._look()
+        return self._up
+
+    def _look(self) -> None:
+        if self._up or not self.log.exists():
+            return
+        with self.log.open("rb") as out:
+            out.seek(self._offset)
+            found = _HTTP_ON.search(out.read().decode(errors="replace"))
+        if found:
+            self._url = found.group(1).rstrip(";")
+            self._up = True
 
 
 @dataclass
