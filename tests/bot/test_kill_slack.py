@@ -108,7 +108,9 @@ def _react(slack: _Slack, people: Customers, channel: str, message: dict[str, An
 
 async def _run_scenario(
     fake: FakeSlackAPI, serve: HttpServe, deliveries: SlackDeliveries, seed: int
-) -> list[str]:
+) -> tuple[list[str], float]:
+    """Kill and restart serve while customers answer; the kills, and how long the surveys took
+    to finish after the last restart."""
     rng = random.Random(seed)
     people = Customers(rng=rng)
     killer = Killer(rng=rng)
@@ -166,7 +168,7 @@ async def _run_scenario(
             await run_for(0.5)
             if _all_thanked(fake) and deliveries.pending == 0:
                 break
-        print(f"\nall thanked {time.monotonic() - restarted:.1f} s after the last restart")
+        tail = time.monotonic() - restarted
         await run_for(1.0)  # let the last question closes land
     finally:
         fake.on_call = None
@@ -179,7 +181,7 @@ async def _run_scenario(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    return killer.kills
+    return killer.kills, tail
 
 
 def _all_thanked(fake: FakeSlackAPI) -> bool:
@@ -211,7 +213,7 @@ async def test_sigkill_at_the_worst_moments_loses_nothing(kill_db_url: str, tmp_
         serve = HttpServe(env, tmp_path, log)
         async with httpx.AsyncClient() as http:
             deliveries = SlackDeliveries(http=http, url=lambda: serve.url, rng=random.Random(7))
-            kills = await _run_scenario(fake, serve, deliveries, seed=20261130)
+            kills, tail = await _run_scenario(fake, serve, deliveries, seed=20261130)
         output = log.read_text(errors="replace")[-3000:]
 
         outcome = read_outcome(kill_db_url)
@@ -225,7 +227,8 @@ async def test_sigkill_at_the_worst_moments_loses_nothing(kill_db_url: str, tmp_
             f"{len(deliveries.all)} events posted ({deliveries.retries} retries), "
             f"{len(answered)} answered 200, {len(outcome.inbox)} recorded, "
             f"{len(outcome.inbox) - len(unprocessed)} processed, lost {len(lost)}, "
-            f"messages sent {len(fake.delivered)}, duplicates {duplicates}"
+            f"messages sent {len(fake.delivered)}, duplicates {duplicates}; "
+            f"all thanked {tail:.1f} s after the last restart"
         )
         assert len(kills) == KILLS
         assert {AFTER_ANSWER, MID_SEND} <= {k.split(" (")[0] for k in kills}

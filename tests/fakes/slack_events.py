@@ -6,6 +6,11 @@ killed, a timeout, a 5xx — is posted again later, signed anew, with `X-Slack-R
 …) and `X-Slack-Retry-Reason`. `SlackDeliveries` does that until the app answers 200: the test
 queues requests (`event`, `press`), calls `pump()` in its loop, and reads what was answered.
 
+Slack itself retries an event three times (at once, after a minute, after five) and does not
+retry an interactive payload (the person presses again: a new press); here every request is
+retried, a fraction of a second apart, until it is answered, so that a test's customers never
+give up and a kill test's downtime of seconds is not stretched to minutes.
+
 The URL is asked for at each attempt (`url()`, None while the app is starting), so deliveries
 follow a restarted app to its new port. Each delivery carries the inbox key the app should
 record it under: an event's `event_id`, a press's `action:<user>:<action_ts>`.
