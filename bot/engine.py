@@ -10,10 +10,11 @@ it. Stored, a conversation goes ACTIVE at question q → … → COMPLETED (than
 customer said stop), or ABANDONED (a new survey replaced it). The key of a conversation is
 (channel, customer's platform id).
 
-Concurrency: turns of the same customer are serialised inside one process by a per-key asyncio
-lock, and across processes by a row lock on the active conversation (PostgreSQL). Turns of
-different customers run concurrently; database work runs in worker threads so that it never
-blocks the event loop.
+Concurrency: platform updates reach `turn_in` through the inbox (`bot.inbox`), which hands one
+customer's updates over one at a time, in order, whichever process claims them. `handle` and
+`begin` (console, invitations) take a per-customer asyncio lock in the process, and every turn
+locks the customer's active conversation row (PostgreSQL), so two turns of one customer never
+interleave. Database work runs in worker threads so that it never blocks the event loop.
 
 Replies are not sent here: on Telegram and Slack the turn writes them to the outbox in its own
 transaction (`bot.turn_outbox`), and the delivery worker (`bot.delivery`) sends them. A message
