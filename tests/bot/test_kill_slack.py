@@ -24,6 +24,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ async def _run_scenario(
     killer.proc = proc
     seen = 0
     for user in USERS:
-        people.answer_once(user, "start", lambda u=user: slack.write(u, "start"))
+        people.answer_once(user, "start", partial(slack.write, user, "start"))
 
     def customers_act() -> None:
         nonlocal seen
