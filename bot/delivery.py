@@ -39,8 +39,8 @@ from storage import conversations as conv_q
 from storage import customers as cust_q
 from storage import outbox as out_q
 from storage.database import Database, Session, transaction
+from storage.outbox import ClaimedMessage
 from storage.review_queue import add_delivery_failure
-from storage.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _dead_on_this_host(worker: str) -> bool:
 class _Claimed:
     """A claimed row, with what a `close` row refers to (read in the claiming transaction)."""
 
-    row: OutboxMessage
+    row: ClaimedMessage
     ref: SentRef | None = None
     ref_text: str | None = None
 
@@ -269,7 +269,7 @@ class DeliveryWorker:
             return [self._with_reference(session, row) for row in rows]
 
     @staticmethod
-    def _with_reference(session: Session, row: OutboxMessage) -> _Claimed:
+    def _with_reference(session: Session, row: ClaimedMessage) -> _Claimed:
         """A `close` row with the sent message it refers to (none: nothing to close)."""
         if row.kind != out_q.KIND_CLOSE:
             return _Claimed(row)
@@ -315,7 +315,7 @@ class DeliveryWorker:
                 self._give_up(session, row, attempt.error or "", unreachable=attempt.unreachable)
 
     @staticmethod
-    def _give_up(session: Session, row: OutboxMessage, error: str, *, unreachable: bool) -> None:
+    def _give_up(session: Session, row: ClaimedMessage, error: str, *, unreachable: bool) -> None:
         out_q.record_failed(session, message_id=_id(row), error=error)
         if row.kind != out_q.KIND_MESSAGE:
             return  # cosmetic: a button answer or an old keyboard
@@ -399,6 +399,5 @@ class DeliveryWorker:
         raise DeliveryError(f"unknown outbox kind {row.kind!r}")
 
 
-def _id(row: OutboxMessage) -> int:
-    assert row.id is not None
+def _id(row: ClaimedMessage) -> int:
     return row.id

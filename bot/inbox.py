@@ -38,8 +38,7 @@ from bot.waiting import wait_for_event
 from storage import customers as cust_q
 from storage import inbox as inbox_q
 from storage.database import Database, Session, transaction
-from storage.inbox import NewUpdate
-from storage.tables import InboxUpdate
+from storage.inbox import ClaimedUpdate, NewUpdate
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +193,7 @@ class InboxWorker:
         return False, False
 
     @staticmethod
-    def _failed(session: Session, row: InboxUpdate, exc: Exception) -> None:
+    def _failed(session: Session, row: ClaimedUpdate, exc: Exception) -> None:
         attempts = row.attempts + 1
         error = f"{type(exc).__name__}: {exc}"
         if attempts < MAX_ATTEMPTS:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -23,6 +24,7 @@ from sqlmodel import Session, col, select
 from storage.tables import InboxUpdate, utcnow
 
 MAX_ERROR = 512
+_TABLE = InboxUpdate.__table__  # type: ignore[attr-defined]  # Core: no ORM objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,7 @@ def record_updates(session: Session, *, channel: str, updates: Sequence[NewUpdat
         }
         for u in updates
     ]
-    table = InboxUpdate.__table__  # type: ignore[attr-defined]
+    table = _TABLE
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (
@@ -60,55 +62,83 @@ def record_updates(session: Session, *, channel: str, updates: Sequence[NewUpdat
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def claim_next_update(session: Session, *, now: datetime | None = None) -> InboxUpdate | None:
+@dataclass(frozen=True, slots=True)
+class ClaimedUpdate:
+    """An update claimed for processing (plain values: no ORM object to load or flush)."""
+
+    id: int
+    channel: str
+    event_key: str
+    lane: str
+    body: dict[str, Any]
+    attempts: int
+
+
+def claim_next_update(session: Session, *, now: datetime | None = None) -> ClaimedUpdate | None:
     """The next update to process, locked for this transaction; None when none is due.
 
     Only the oldest unprocessed row of each lane is a candidate, so one customer's updates are
     taken in order and never two at a time.
     """
     moment = now or utcnow()
-    inner = InboxUpdate.__table__.alias("earlier")  # type: ignore[attr-defined]
+    inner = _TABLE.alias("earlier")
     lane_head = (
-        select(func.min(inner.c.id))
-        .where(inner.c.lane == InboxUpdate.lane, inner.c.processed_at.is_(None))
+        core_select(func.min(inner.c.id))
+        .where(inner.c.lane == _TABLE.c.lane, inner.c.processed_at.is_(None))
         .scalar_subquery()
     )
     stmt = (
-        select(InboxUpdate)
-        .where(
-            col(InboxUpdate.processed_at).is_(None),
-            col(InboxUpdate.id) == lane_head,
-            (col(InboxUpdate.retry_at).is_(None)) | (col(InboxUpdate.retry_at) <= moment),
+        core_select(
+            _TABLE.c.id,
+            _TABLE.c.channel,
+            _TABLE.c.event_key,
+            _TABLE.c.lane,
+            _TABLE.c.body,
+            _TABLE.c.attempts,
         )
-        .order_by(col(InboxUpdate.id))
+        .where(
+            _TABLE.c.processed_at.is_(None),
+            _TABLE.c.id == lane_head,
+            _TABLE.c.retry_at.is_(None) | (_TABLE.c.retry_at <= moment),
+        )
+        .order_by(_TABLE.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
-    return session.exec(stmt).first()
+    row = session.execute(stmt).first()
+    return ClaimedUpdate(**row._mapping) if row is not None else None
 
 
-def mark_processed(session: Session, *, update_row: InboxUpdate, error: str | None = None) -> None:
+def mark_processed(
+    session: Session, *, update_row: ClaimedUpdate, error: str | None = None
+) -> None:
     """The update is done (or given up with `error`); its lane moves on.
 
     A success after failed attempts clears the error (`attempts` still tells they happened).
     """
-    update_row.processed_at = utcnow()
-    update_row.retry_at = None
-    update_row.last_error = error[:MAX_ERROR] if error is not None else None
-    session.add(update_row)
+    session.execute(
+        update(_TABLE)
+        .where(_TABLE.c.id == update_row.id)
+        .values(
+            processed_at=utcnow(),
+            retry_at=None,
+            last_error=error[:MAX_ERROR] if error is not None else None,
+        )
+    )
 
 
 def note_failure(
-    session: Session, *, update_row: InboxUpdate, error: str, retry_at: datetime | None
+    session: Session, *, update_row: ClaimedUpdate, error: str, retry_at: datetime | None
 ) -> None:
     """Count a failed attempt on a claimed update; `retry_at` None gives it up (processed)."""
-    update_row.attempts += 1
-    update_row.last_error = error[:MAX_ERROR]
-    update_row.retry_at = retry_at
+    values: dict[str, Any] = {
+        "attempts": _TABLE.c.attempts + 1,
+        "last_error": error[:MAX_ERROR],
+        "retry_at": retry_at,
+    }
     if retry_at is None:
-        update_row.processed_at = utcnow()
-    session.add(update_row)
-    session.flush()
+        values["processed_at"] = utcnow()
+    session.execute(update(_TABLE).where(_TABLE.c.id == update_row.id).values(**values))
 
 
 def pending_updates(session: Session) -> int:

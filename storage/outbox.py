@@ -11,10 +11,12 @@ taken again: that is the one window where a message can be sent twice.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from storage.tables import OutboxMessage, utcnow
@@ -79,6 +81,24 @@ def _pending() -> Any:
     return col(OutboxMessage.sent_at).is_(None) & col(OutboxMessage.failed_at).is_(None)
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """An outbox row claimed for sending (plain values: no ORM object to load or flush)."""
+
+    id: int
+    channel: str
+    recipient: str
+    lane: str
+    kind: str
+    body: dict[str, Any]
+    purpose: str
+    review_item_id: int | None
+    attempts: int
+
+
+_CLAIMED_COLUMNS = [getattr(_TABLE.c, f.name) for f in fields(ClaimedMessage)]
+
+
 def claim_due(
     session: Session,
     *,
@@ -89,37 +109,38 @@ def claim_due(
     lanes: Collection[str] | None = None,
     exclude_lanes: Collection[str] = (),
     now: datetime | None = None,
-) -> list[OutboxMessage]:
+) -> list[ClaimedMessage]:
     """Claim up to `limit` rows, each the oldest unsent row of its lane, due and unclaimed."""
     moment = now or utcnow()
-    earlier = OutboxMessage.__table__.alias("earlier")  # type: ignore[attr-defined]
+    earlier = _TABLE.alias("earlier")
     lane_head = (
-        select(func.min(earlier.c.id))
+        core_select(func.min(earlier.c.id))
         .where(
-            earlier.c.lane == OutboxMessage.lane,
+            earlier.c.lane == _TABLE.c.lane,
             earlier.c.sent_at.is_(None),
             earlier.c.failed_at.is_(None),
         )
         .scalar_subquery()
     )
-    stmt = select(OutboxMessage).where(
-        _pending(),
-        col(OutboxMessage.id) == lane_head,
-        col(OutboxMessage.not_before) <= moment,
-        col(OutboxMessage.channel).in_(list(channels)),
-        col(OutboxMessage.claimed_until).is_(None) | (col(OutboxMessage.claimed_until) < moment),
+    stmt = core_select(*_CLAIMED_COLUMNS).where(
+        _unsent(),
+        _TABLE.c.id == lane_head,
+        _TABLE.c.not_before <= moment,
+        _TABLE.c.channel.in_(list(channels)),
+        _TABLE.c.claimed_until.is_(None) | (_TABLE.c.claimed_until < moment),
     )
     if lanes is not None:
-        stmt = stmt.where(col(OutboxMessage.lane).in_(list(lanes)))
+        stmt = stmt.where(_TABLE.c.lane.in_(list(lanes)))
     if exclude_lanes:
-        stmt = stmt.where(col(OutboxMessage.lane).not_in(list(exclude_lanes)))
-    stmt = stmt.order_by(col(OutboxMessage.id)).limit(limit).with_for_update(skip_locked=True)
-    rows = list(session.exec(stmt).all())
-    for row in rows:
-        row.claimed_by = worker
-        row.claimed_until = moment + lease
-        session.add(row)
-    session.flush()
+        stmt = stmt.where(_TABLE.c.lane.not_in(list(exclude_lanes)))
+    stmt = stmt.order_by(_TABLE.c.id).limit(limit).with_for_update(skip_locked=True)
+    rows = [ClaimedMessage(**row._mapping) for row in session.execute(stmt)]
+    if rows:
+        session.execute(
+            update(_TABLE)
+            .where(_TABLE.c.id.in_([r.id for r in rows]))
+            .values(claimed_by=worker, claimed_until=moment + lease)
+        )
     return rows
 
 
