@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -62,6 +62,46 @@ def record_updates(session: Session, *, channel: str, updates: Sequence[NewUpdat
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def _claim_statement() -> Any:
+    """The oldest unprocessed row of a lane whose earlier rows are done (bind parameter: now)."""
+    inner = _TABLE.alias("earlier")
+    lane_head = (
+        core_select(func.min(inner.c.id))
+        .where(inner.c.lane == _TABLE.c.lane, inner.c.processed_at.is_(None))
+        .scalar_subquery()
+    )
+    now: Any = bindparam("now")
+    return (
+        core_select(
+            _TABLE.c.id,
+            _TABLE.c.channel,
+            _TABLE.c.event_key,
+            _TABLE.c.lane,
+            _TABLE.c.body,
+            _TABLE.c.attempts,
+        )
+        .where(
+            _TABLE.c.processed_at.is_(None),
+            _TABLE.c.id == lane_head,
+            _TABLE.c.retry_at.is_(None) | (_TABLE.c.retry_at <= now),
+        )
+        .order_by(_TABLE.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+# Built once: building a statement costs more than running it on SQLite.
+_CLAIM = _claim_statement()
+_PROCESSED = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"))
+    .values(
+        processed_at=bindparam("processed_at"), retry_at=None, last_error=bindparam("last_error")
+    )
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedUpdate:
     """An update claimed for processing (plain values: no ORM object to load or flush)."""
@@ -80,32 +120,7 @@ def claim_next_update(session: Session, *, now: datetime | None = None) -> Claim
     Only the oldest unprocessed row of each lane is a candidate, so one customer's updates are
     taken in order and never two at a time.
     """
-    moment = now or utcnow()
-    inner = _TABLE.alias("earlier")
-    lane_head = (
-        core_select(func.min(inner.c.id))
-        .where(inner.c.lane == _TABLE.c.lane, inner.c.processed_at.is_(None))
-        .scalar_subquery()
-    )
-    stmt = (
-        core_select(
-            _TABLE.c.id,
-            _TABLE.c.channel,
-            _TABLE.c.event_key,
-            _TABLE.c.lane,
-            _TABLE.c.body,
-            _TABLE.c.attempts,
-        )
-        .where(
-            _TABLE.c.processed_at.is_(None),
-            _TABLE.c.id == lane_head,
-            _TABLE.c.retry_at.is_(None) | (_TABLE.c.retry_at <= moment),
-        )
-        .order_by(_TABLE.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    row = session.execute(stmt).first()
+    row = session.execute(_CLAIM, {"now": now or utcnow()}).first()
     return ClaimedUpdate(**row._mapping) if row is not None else None
 
 
@@ -117,13 +132,12 @@ def mark_processed(
     A success after failed attempts clears the error (`attempts` still tells they happened).
     """
     session.execute(
-        update(_TABLE)
-        .where(_TABLE.c.id == update_row.id)
-        .values(
-            processed_at=utcnow(),
-            retry_at=None,
-            last_error=error[:MAX_ERROR] if error is not None else None,
-        )
+        _PROCESSED,
+        {
+            "row_id": update_row.id,
+            "processed_at": utcnow(),
+            "last_error": error[:MAX_ERROR] if error is not None else None,
+        },
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -53,19 +53,20 @@ def enqueue(
     """
     now = utcnow()
     result = session.execute(
-        insert(_TABLE).values(
-            channel=channel,
-            recipient=recipient,
-            lane=lane_of(channel, recipient),
-            kind=kind,
-            body=body,
-            question_id=question_id,
-            purpose=purpose,
-            review_item_id=review_item_id,
-            created_at=now,
-            not_before=now,
-            attempts=0,
-        )
+        _INSERT,
+        {
+            "channel": channel,
+            "recipient": recipient,
+            "lane": lane_of(channel, recipient),
+            "kind": kind,
+            "body": body,
+            "question_id": question_id,
+            "purpose": purpose,
+            "review_item_id": review_item_id,
+            "created_at": now,
+            "not_before": now,
+            "attempts": 0,
+        },
     )
     key = result.inserted_primary_key  # type: ignore[attr-defined]
     assert key is not None
@@ -75,6 +76,21 @@ def enqueue(
 def _unsent() -> Any:
     """Unsent rows, for Core statements on the table."""
     return _TABLE.c.sent_at.is_(None) & _TABLE.c.failed_at.is_(None)
+
+
+_INSERT = insert(_TABLE)
+_RECORD_SENT = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"))
+    .values(
+        sent_at=bindparam("sent_at"),
+        platform_message_id=bindparam("platform_message_id"),
+        platform_chat=bindparam("platform_chat"),
+        claimed_by=None,
+        claimed_until=None,
+        attempts=_TABLE.c.attempts + 1,
+    )
+)
 
 
 def _pending() -> Any:
@@ -99,6 +115,32 @@ class ClaimedMessage:
 _CLAIMED_COLUMNS = [getattr(_TABLE.c, f.name) for f in fields(ClaimedMessage)]
 
 
+def _claim_statement() -> Any:
+    """Lane heads that are due and unclaimed (bind parameters: now, channels)."""
+    earlier = _TABLE.alias("earlier")
+    lane_head = (
+        core_select(func.min(earlier.c.id))
+        .where(
+            earlier.c.lane == _TABLE.c.lane,
+            earlier.c.sent_at.is_(None),
+            earlier.c.failed_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    now: Any = bindparam("now")
+    return core_select(*_CLAIMED_COLUMNS).where(
+        _unsent(),
+        _TABLE.c.id == lane_head,
+        _TABLE.c.not_before <= now,
+        _TABLE.c.channel.in_(bindparam("channels", expanding=True)),
+        _TABLE.c.claimed_until.is_(None) | (_TABLE.c.claimed_until < now),
+    )
+
+
+# Built once: building a statement costs more than running it on SQLite.
+_CLAIM = _claim_statement()
+
+
 def claim_due(
     session: Session,
     *,
@@ -112,29 +154,16 @@ def claim_due(
 ) -> list[ClaimedMessage]:
     """Claim up to `limit` rows, each the oldest unsent row of its lane, due and unclaimed."""
     moment = now or utcnow()
-    earlier = _TABLE.alias("earlier")
-    lane_head = (
-        core_select(func.min(earlier.c.id))
-        .where(
-            earlier.c.lane == _TABLE.c.lane,
-            earlier.c.sent_at.is_(None),
-            earlier.c.failed_at.is_(None),
+    params: dict[str, Any] = {"now": moment, "channels": list(channels), "limit": limit}
+    if lanes is not None or exclude_lanes:
+        stmt = _claim_statement().where(
+            _TABLE.c.lane.in_(list(lanes)) if lanes is not None else True,
+            _TABLE.c.lane.not_in(list(exclude_lanes)) if exclude_lanes else True,
         )
-        .scalar_subquery()
-    )
-    stmt = core_select(*_CLAIMED_COLUMNS).where(
-        _unsent(),
-        _TABLE.c.id == lane_head,
-        _TABLE.c.not_before <= moment,
-        _TABLE.c.channel.in_(list(channels)),
-        _TABLE.c.claimed_until.is_(None) | (_TABLE.c.claimed_until < moment),
-    )
-    if lanes is not None:
-        stmt = stmt.where(_TABLE.c.lane.in_(list(lanes)))
-    if exclude_lanes:
-        stmt = stmt.where(_TABLE.c.lane.not_in(list(exclude_lanes)))
-    stmt = stmt.order_by(_TABLE.c.id).limit(limit).with_for_update(skip_locked=True)
-    rows = [ClaimedMessage(**row._mapping) for row in session.execute(stmt)]
+    else:
+        stmt = _CLAIM
+    stmt = stmt.order_by(_TABLE.c.id).limit(bindparam("limit")).with_for_update(skip_locked=True)
+    rows = [ClaimedMessage(**row._mapping) for row in session.execute(stmt, params)]
     if rows:
         session.execute(
             update(_TABLE)
@@ -158,16 +187,13 @@ def record_sent(
 ) -> None:
     """The platform took the row: keep its ids, release the claim."""
     session.execute(
-        update(OutboxMessage)
-        .where(_TABLE.c.id == message_id)
-        .values(
-            sent_at=utcnow(),
-            platform_message_id=platform_message_id,
-            platform_chat=platform_chat,
-            claimed_by=None,
-            claimed_until=None,
-            attempts=_TABLE.c.attempts + 1,
-        )
+        _RECORD_SENT,
+        {
+            "row_id": message_id,
+            "sent_at": utcnow(),
+            "platform_message_id": platform_message_id,
+            "platform_chat": platform_chat,
+        },
     )
 
 
