@@ -6,33 +6,41 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from storage.tables import Answer, Conversation, ConversationState, Customer, utcnow
 
+# Built once, run with parameters: building a statement costs more than running it on SQLite.
+_ACTIVE = (
+    select(Conversation)
+    .where(
+        Conversation.customer_id == bindparam("customer_id"),
+        Conversation.state == ConversationState.ACTIVE,
+    )
+    # Two processes handling the same customer's messages must take turns (PostgreSQL).
+    .with_for_update()
+)
+_LATEST = (
+    select(Conversation)
+    .where(Conversation.customer_id == bindparam("customer_id"))
+    .order_by(col(Conversation.id).desc())
+)
+_ANSWERS = (
+    select(Answer)
+    .where(Answer.conversation_id == bindparam("conversation_id"))
+    .order_by(col(Answer.id))
+)
+
 
 def active_conversation(session: Session, *, customer_id: int) -> Conversation | None:
     """The customer's unfinished conversation, locked for this transaction where supported."""
-    stmt = (
-        select(Conversation)
-        .where(
-            Conversation.customer_id == customer_id,
-            Conversation.state == ConversationState.ACTIVE,
-        )
-        # Two processes handling the same customer's messages must take turns (PostgreSQL).
-        .with_for_update()
-    )
-    return session.exec(stmt).first()
+    return session.exec(_ACTIVE, params={"customer_id": customer_id}).first()
 
 
 def latest_conversation(session: Session, *, customer_id: int) -> Conversation | None:
     """The customer's most recent conversation in any state."""
-    stmt = (
-        select(Conversation)
-        .where(Conversation.customer_id == customer_id)
-        .order_by(col(Conversation.id).desc())
-    )
-    return session.exec(stmt).first()
+    return session.exec(_LATEST, params={"customer_id": customer_id}).first()
 
 
 def start_conversation(
@@ -125,8 +133,7 @@ def add_answer(
 
 def conversation_answers(session: Session, *, conversation_id: int) -> list[Answer]:
     """Every answer of a conversation, in the order given."""
-    stmt = select(Answer).where(Answer.conversation_id == conversation_id).order_by(col(Answer.id))
-    return list(session.exec(stmt))
+    return list(session.exec(_ANSWERS, params={"conversation_id": conversation_id}))
 
 
 def mark_undelivered(

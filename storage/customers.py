@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from storage.tables import Customer, utcnow
 
+# Built once, run with parameters: building a statement costs more than running it on SQLite.
+_BY_CHANNEL_ID = select(Customer).where(
+    Customer.channel == bindparam("channel"), Customer.external_id == bindparam("external_id")
+)
+
 
 def get_customer(session: Session, *, channel: str, external_id: str) -> Customer | None:
     """The customer known on `channel` as `external_id`, if any."""
-    stmt = select(Customer).where(Customer.channel == channel, Customer.external_id == external_id)
-    return session.exec(stmt).first()
+    params = {"channel": channel, "external_id": external_id}
+    return session.exec(_BY_CHANNEL_ID, params=params).first()
 
 
 def upsert_customer(

@@ -289,33 +289,36 @@ def next_due(session: Session, *, channels: Collection[str]) -> datetime | None:
 # -- questions with buttons -------------------------------------------------------------------
 
 
+_OPEN_QUESTION = (
+    select(OutboxMessage)
+    .where(
+        OutboxMessage.lane == bindparam("lane"),
+        OutboxMessage.kind == KIND_MESSAGE,
+        col(OutboxMessage.question_id).is_not(None),
+        col(OutboxMessage.closed_at).is_(None),
+        col(OutboxMessage.failed_at).is_(None),
+    )
+    .order_by(col(OutboxMessage.id).desc())
+    .limit(1)
+)
+_BY_PLATFORM_ID = select(OutboxMessage).where(
+    OutboxMessage.lane == bindparam("lane"),
+    OutboxMessage.platform_message_id == bindparam("platform_message_id"),
+    OutboxMessage.kind == KIND_MESSAGE,
+)
+
+
 def open_question(session: Session, *, lane: str) -> OutboxMessage | None:
     """The lane's question whose buttons are still live (at most one per lane)."""
-    stmt = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.lane == lane,
-            OutboxMessage.kind == KIND_MESSAGE,
-            col(OutboxMessage.question_id).is_not(None),
-            col(OutboxMessage.closed_at).is_(None),
-            col(OutboxMessage.failed_at).is_(None),
-        )
-        .order_by(col(OutboxMessage.id).desc())
-        .limit(1)
-    )
-    return session.exec(stmt).first()
+    return session.exec(_OPEN_QUESTION, params={"lane": lane}).first()
 
 
 def question_by_platform_id(
     session: Session, *, lane: str, platform_message_id: str
 ) -> OutboxMessage | None:
     """The question message the platform knows by this id, if the bot sent it."""
-    stmt = select(OutboxMessage).where(
-        OutboxMessage.lane == lane,
-        OutboxMessage.platform_message_id == platform_message_id,
-        OutboxMessage.kind == KIND_MESSAGE,
-    )
-    return session.exec(stmt).first()
+    params = {"lane": lane, "platform_message_id": platform_message_id}
+    return session.exec(_BY_PLATFORM_ID, params=params).first()
 
 
 def mark_closed(session: Session, *, row: OutboxMessage, label: str | None) -> None:
