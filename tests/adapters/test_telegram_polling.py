@@ -311,7 +311,9 @@ async def test_delivery_gives_up_after_its_attempts_and_the_question_comes_back(
     fake.fail("sendMessage", status=500, times=12, chat_id=ANN)
     with caplog.at_level(logging.ERROR):
         fake.send_text(ANN, "9")
-        await fake.wait_for(lambda: "gave up sending outbox message" in caplog.text)
+        # Logged when given up, stored with the worker's next transaction: wait for the row.
+        await fake.wait_for(lambda: len(delivery_failures(tg_app)) == 1)
+    assert "gave up sending outbox message" in caplog.text
     assert "failed after 4 attempts" in caplog.text
     assert [c.status for c in fake.requests("sendMessage", chat_id=ANN)[2:]] == [500] * 12
     stored = customer(tg_app)
