@@ -262,6 +262,18 @@ class InvitationSettings(_Section):
     quiet_days: Annotated[int, Field(ge=0, le=3650)] = 14
 
 
+class DeliverySettings(_Section):
+    """The outbox's delivery worker (`bot.delivery`)."""
+
+    # Messages sent at once per process. A process that dies may send each message that was in
+    # flight again after its restart, so 1 (the default) repeats at most one message per crash;
+    # more sends faster where the platform answers slowly.
+    max_in_flight: Annotated[int, Field(ge=1, le=64)] = 1
+    # How long a claimed message is left to the process that claimed it before another takes
+    # it over (a process known dead on the same host is taken over at once).
+    lease_seconds: Annotated[float, Field(ge=30.0, le=3600.0)] = 120.0
+
+
 class Settings(_Section):
     """All of cxbot's settings; see config.example.toml for every key."""
 
@@ -275,6 +287,7 @@ class Settings(_Section):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     invitations: InvitationSettings = Field(default_factory=InvitationSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
 
     @property
     def database_url(self) -> str:

@@ -155,6 +155,16 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._carried: list[_Attempt] = []  # attempts made, to be recorded by the next pass
 
+    @property
+    def max_in_flight(self) -> int:
+        """Messages sent at once (each may be repeated if the process dies meanwhile)."""
+        return self._max_in_flight
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim is left to this worker before others take it over."""
+        return self._lease
+
     def nudge(self) -> None:
         """Something was queued: look now rather than at the next poll."""
         self._wake.set()

@@ -19,6 +19,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from bot.app import App
 from bot.channels import (
@@ -88,7 +89,13 @@ def plan_channels(app: App, inbox: Inbox | None = None) -> Plan:
     if slack_token(app.settings) is not None:
         _plan_slack(app, plan, inbox)
     if plan.senders:
-        delivery = DeliveryWorker(db=app.db, senders=plan.senders)
+        cfg = app.settings.delivery
+        delivery = DeliveryWorker(
+            db=app.db,
+            senders=plan.senders,
+            max_in_flight=cfg.max_in_flight,
+            lease=timedelta(seconds=cfg.lease_seconds),
+        )
         worker = InboxWorker(
             db=app.db, engine=app.engine, translators=plan.translators, on_queued=delivery.nudge
         )

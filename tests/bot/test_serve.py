@@ -224,3 +224,19 @@ def test_without_channels_no_inbox_or_delivery_worker_runs(plain: App) -> None:
     from bot.serve import plan_channels
 
     assert [t.name for t in plan_channels(plain).tasks] == []
+
+
+def test_delivery_settings_reach_the_delivery_worker(tmp_path: Path) -> None:
+    from bot.serve import plan_channels
+
+    with FakeTelegramAPI() as fake:
+        settings = telegram_settings(
+            fake, tmp_path, delivery__max_in_flight="4", delivery__lease_seconds="300"
+        )
+        app = build_app(settings)
+        try:
+            worker = plan_channels(app).delivery
+            assert worker is not None
+            assert (worker.max_in_flight, worker.lease.total_seconds()) == (4, 300.0)
+        finally:
+            app.close()
