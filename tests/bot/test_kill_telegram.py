@@ -99,7 +99,7 @@ async def _run_scenario(
 
     try:
         for number in range(KILLS):
-            await run_for(rng.uniform(1.5, 3.0))
+            await run_for(rng.uniform(1.0, 2.0))
             kind = KINDS[number % len(KINDS)]
             killer.arm(kind)
             deadline = time.monotonic() + 5
@@ -118,7 +118,7 @@ async def _run_scenario(
             await run_for(0.5)
             if _all_thanked(fake) and fake.pending_updates() == 0:
                 break
-        await run_for(1.0)  # let the last button edits and answers land
+        await run_for(0.5)  # let the last button edits and answers land
     finally:
         fake.on_batch = None
         fake.on_call = None
