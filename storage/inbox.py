@@ -51,15 +51,36 @@ def record_updates(session: Session, *, channel: str, updates: Sequence[NewUpdat
         }
         for u in updates
     ]
-    table = _TABLE
     dialect = session.get_bind().dialect.name
+    if len(rows) == 1:  # the common case: a statement built once per dialect
+        result = session.execute(_insert_one(dialect), rows[0])
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (
-        insert(table).values(rows).on_conflict_do_nothing(index_elements=["channel", "event_key"])
+        insert(_TABLE).values(rows).on_conflict_do_nothing(index_elements=["channel", "event_key"])
     )
     # psycopg forgets an INSERT's rowcount when SQLAlchemy closes the cursor: keep it.
     result = session.execute(stmt.execution_options(preserve_rowcount=True))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+_ONE_ROW: dict[str, Any] = {}
+
+
+def _insert_one(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING of one row, with bind parameters (cached per dialect)."""
+    stmt = _ONE_ROW.get(dialect)
+    if stmt is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        columns = ("channel", "event_key", "lane", "body", "received_at", "attempts")
+        stmt = (
+            insert(_TABLE)
+            .values({c: bindparam(c) for c in columns})
+            .on_conflict_do_nothing(index_elements=["channel", "event_key"])
+            .execution_options(preserve_rowcount=True)
+        )
+        _ONE_ROW[dialect] = stmt
+    return stmt
 
 
 def _claim_statement() -> Any:
