@@ -154,10 +154,13 @@ def raw_update(data: Mapping[str, Any]) -> RawUpdate:
     Raises ValueError when the JSON is not a readable Telegram update.
     """
     translate_json(data)  # refuse what could never be processed, before it is acknowledged
-    update_id = data.get("update_id")
+    return RawUpdate(event_key=str(data.get("update_id")), lane=_lane_of(data), body=dict(data))
+
+
+def _lane_of(data: Mapping[str, Any]) -> str:
+    """The inbox lane of an update: its chat (the presser's id when no message is shown)."""
     chat = _chat_of(data)
-    lane = f"{CHANNEL}:{chat}" if isinstance(chat, int | str) else f"{CHANNEL}:-"
-    return RawUpdate(event_key=str(update_id), lane=lane, body=dict(data))
+    return f"{CHANNEL}:{chat}" if isinstance(chat, int | str) else f"{CHANNEL}:-"
 
 
 def _from_message(update: Update, msg: Message) -> Inbound:
@@ -426,13 +429,9 @@ class TelegramPoller:
     @staticmethod
     def _raw(update: Update) -> RawUpdate:
         # python-telegram-bot has read this update already: no second check (raw_update's),
-        # just its lane, the same one `_chat_of` finds in the JSON of a webhook delivery.
-        chat = update.effective_chat
-        user = update.effective_user
-        key = chat.id if chat is not None else user.id if user is not None else "-"
-        return RawUpdate(
-            event_key=str(update.update_id), lane=f"{CHANNEL}:{key}", body=update.to_dict()
-        )
+        # just the lane, found in its JSON as for a webhook delivery.
+        data = update.to_dict()
+        return RawUpdate(event_key=str(update.update_id), lane=_lane_of(data), body=data)
 
 
 class TelegramChannel:

@@ -104,14 +104,7 @@ def enqueue_notice(session: Session, notice: Notice) -> None:
         )
         return
     message = OutgoingMessage(channel=notice.channel, user_id=notice.recipient, text=notice.text)
-    out_q.enqueue(
-        session,
-        channel=notice.channel,
-        recipient=notice.recipient,
-        kind=out_q.KIND_MESSAGE,
-        body=message_body(message),
-        purpose="notice",
-    )
+    enqueue_message(session, message, purpose="notice")
 
 
 # -- one turn ---------------------------------------------------------------------------------

@@ -93,10 +93,6 @@ _RECORD_SENT = (
 )
 
 
-def _pending() -> Any:
-    return col(OutboxMessage.sent_at).is_(None) & col(OutboxMessage.failed_at).is_(None)
-
-
 @dataclass(frozen=True, slots=True)
 class ClaimedMessage:
     """An outbox row claimed for sending (plain values: no ORM object to load or flush)."""
@@ -200,7 +196,7 @@ def record_sent(
 def record_retry(session: Session, *, message_id: int, error: str, not_before: datetime) -> int:
     """A failed attempt to be tried again at `not_before`; attempts made so far."""
     session.execute(
-        update(OutboxMessage)
+        update(_TABLE)
         .where(_TABLE.c.id == message_id)
         .values(
             not_before=not_before,
@@ -217,7 +213,7 @@ def record_retry(session: Session, *, message_id: int, error: str, not_before: d
 def record_failed(session: Session, *, message_id: int, error: str) -> OutboxMessage | None:
     """Given up: the platform refused for good or the retries ran out. The row, updated."""
     session.execute(
-        update(OutboxMessage)
+        update(_TABLE)
         .where(_TABLE.c.id == message_id)
         .values(
             failed_at=utcnow(),
@@ -233,7 +229,7 @@ def record_failed(session: Session, *, message_id: int, error: str) -> OutboxMes
 def fail_lane(session: Session, *, lane: str, error: str) -> int:
     """Give up every unsent message of a lane (its recipient cannot be reached); how many."""
     result = session.execute(
-        update(OutboxMessage)
+        update(_TABLE)
         .where(_unsent(), _TABLE.c.lane == lane)
         .values(
             failed_at=utcnow(),
@@ -248,11 +244,11 @@ def fail_lane(session: Session, *, lane: str, error: str) -> int:
 def claim_holders(session: Session) -> list[str]:
     """The workers holding claims on unsent rows now."""
     stmt = (
-        select(OutboxMessage.claimed_by)
-        .where(_pending(), col(OutboxMessage.claimed_by).is_not(None))
+        core_select(_TABLE.c.claimed_by)
+        .where(_unsent(), _TABLE.c.claimed_by.is_not(None))
         .distinct()
     )
-    return [w for w in session.exec(stmt).all() if w is not None]
+    return [w for w in session.execute(stmt).scalars() if w is not None]
 
 
 def release_claims(session: Session, *, workers: Sequence[str]) -> int:
@@ -260,7 +256,7 @@ def release_claims(session: Session, *, workers: Sequence[str]) -> int:
     if not workers:
         return 0
     result = session.execute(
-        update(OutboxMessage)
+        update(_TABLE)
         .where(_unsent(), _TABLE.c.claimed_by.in_(list(workers)))
         .values(claimed_by=None, claimed_until=None)
     )
@@ -269,20 +265,16 @@ def release_claims(session: Session, *, workers: Sequence[str]) -> int:
 
 def pending_in_lanes(session: Session, *, lanes: Collection[str]) -> int:
     """How many rows of these lanes are still to be sent."""
-    stmt = (
-        select(func.count())
-        .select_from(OutboxMessage)
-        .where(_pending(), col(OutboxMessage.lane).in_(list(lanes)))
-    )
-    return int(session.exec(stmt).one())
+    stmt = core_select(func.count()).where(_unsent(), _TABLE.c.lane.in_(list(lanes)))
+    return int(session.execute(stmt).scalar_one())
 
 
 def next_due(session: Session, *, channels: Collection[str]) -> datetime | None:
     """When the earliest unsent row of these channels becomes due (None: nothing pending)."""
-    stmt = select(func.min(OutboxMessage.not_before)).where(
-        _pending(), col(OutboxMessage.channel).in_(list(channels))
+    stmt = core_select(func.min(_TABLE.c.not_before)).where(
+        _unsent(), _TABLE.c.channel.in_(list(channels))
     )
-    value = session.exec(stmt).one()
+    value = session.execute(stmt).scalar_one()
     return value if isinstance(value, datetime) else None
 
 

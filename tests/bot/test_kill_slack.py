@@ -22,7 +22,6 @@ import random
 import signal
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -40,9 +39,12 @@ from tests.fakes.kill_harness import (
     Killer,
     kill_database,
     read_outcome,
+    repeated,
+    serve_env,
 )
 from tests.fakes.slack_api import SIGNING_SECRET, FakeSlackAPI, button_press, dm_event
 from tests.fakes.slack_events import SlackDeliveries
+from tests.fakes.slack_setup import ann_profile
 
 pytestmark = pytest.mark.slow
 
@@ -194,22 +196,15 @@ async def test_sigkill_at_the_worst_moments_loses_nothing(kill_db_url: str, tmp_
     with FakeSlackAPI() as fake:
         fake.latency["chat.postMessage"] = (0.1, 0.2)
         for user in USERS:
-            fake.profiles[user] = {
-                "id": user,
-                "real_name": "Ann Lee",
-                "locale": "en-US",
-                "profile": {"first_name": "Ann", "last_name": "Lee"},
-            }
-        env = {
-            "CXBOT_GENERAL__DATA_DIR": str(tmp_path / "data"),
-            "CXBOT_DATABASE__URL": kill_db_url,
-            "CXBOT_SLACK__BOT_TOKEN": fake.token,
-            "CXBOT_SLACK__SIGNING_SECRET": SIGNING_SECRET,
-            "CXBOT_SLACK__BASE_URL": fake.base_url,
-            "CXBOT_SLACK__MODE": "http",
-            "CXBOT_SERVER__PORT": "0",
-            "CXBOT_SENTIMENT__ENABLED": "false",
-        }
+            fake.profiles[user] = ann_profile(user)
+        env = serve_env(
+            tmp_path / "data",
+            kill_db_url,
+            slack__bot_token=fake.token,
+            slack__signing_secret=SIGNING_SECRET,
+            slack__base_url=fake.base_url,
+            slack__mode="http",
+        )
         log = tmp_path / "serve.log"
         serve = HttpServe(env, tmp_path, log)
         async with httpx.AsyncClient() as http:
@@ -221,8 +216,7 @@ async def test_sigkill_at_the_worst_moments_loses_nothing(kill_db_url: str, tmp_
         answered = deliveries.answered
         lost = [d.key for d in answered if d.key not in outcome.inbox]
         unprocessed = outcome.unprocessed()
-        copies = Counter((channel, m["text"]) for channel, _, m in fake.delivered)
-        duplicates = sum(n - 1 for n in copies.values())
+        duplicates = repeated((channel, m["text"]) for channel, _, m in fake.delivered)
         print(
             f"\nslack kill test: {len(kills)} kills ({', '.join(kills)}); "
             f"{len(deliveries.all)} events posted ({deliveries.retries} retries), "

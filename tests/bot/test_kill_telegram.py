@@ -18,7 +18,6 @@ import random
 import signal
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ from tests.fakes.kill_harness import (
     Killer,
     kill_database,
     read_outcome,
+    repeated,
+    serve_env,
     start_serve,
 )
 from tests.fakes.telegram_api import FakeTelegramAPI
@@ -140,14 +141,12 @@ def _all_thanked(fake: FakeTelegramAPI) -> bool:
 async def test_sigkill_at_the_worst_moments_loses_nothing(kill_db_url: str, tmp_path: Path) -> None:
     with FakeTelegramAPI() as fake:
         fake.latency["sendMessage"] = (0.1, 0.2)
-        env = {
-            "CXBOT_GENERAL__DATA_DIR": str(tmp_path / "data"),
-            "CXBOT_DATABASE__URL": kill_db_url,
-            "CXBOT_TELEGRAM__TOKEN": fake.token,
-            "CXBOT_TELEGRAM__BASE_URL": fake.base_url,
-            "CXBOT_SERVER__PORT": "0",
-            "CXBOT_SENTIMENT__ENABLED": "false",
-        }
+        env = serve_env(
+            tmp_path / "data",
+            kill_db_url,
+            telegram__token=fake.token,
+            telegram__base_url=fake.base_url,
+        )
         kills = await _run_scenario(fake, env, tmp_path, seed=20261129)
         log = (tmp_path / "serve.log").read_text(errors="replace")
 
@@ -157,8 +156,7 @@ async def test_sigkill_at_the_worst_moments_loses_nothing(kill_db_url: str, tmp_
         confirmed = fake.confirmed
         lost = [u for u in confirmed if str(u["update_id"]) not in inbox]
         unprocessed = outcome.unprocessed()
-        copies = Counter((chat, body["text"]) for chat, _, body in fake.delivered)
-        duplicates = sum(n - 1 for n in copies.values())
+        duplicates = repeated((chat, body["text"]) for chat, _, body in fake.delivered)
         print(
             f"\nkill test: {len(kills)} kills ({', '.join(kills)}); "
             f"{len(confirmed)} updates confirmed, {len(inbox)} recorded, "

@@ -27,7 +27,9 @@ from sqlmodel import Session, col, select
 from storage.database import create_db_engine
 from storage.tables import Answer, InboxUpdate
 from tests.conftest import _postgres_database
+from tests.fakes.kill_harness import serve_env
 from tests.fakes.slack_api import SIGNING_SECRET, FakeSlackAPI, dm_event, sign
+from tests.fakes.slack_setup import ann_profile
 from tests.fakes.telegram_api import FakeTelegramAPI
 from web.server import TELEGRAM_SECRET_HEADER
 
@@ -80,17 +82,15 @@ def test_one_customers_burst_through_two_processes_is_applied_in_order_once(
     pg_url: str, tmp_path: Path
 ) -> None:
     with FakeTelegramAPI() as fake:
-        env = {
-            "CXBOT_GENERAL__DATA_DIR": str(tmp_path / "data"),
-            "CXBOT_DATABASE__URL": pg_url,
-            "CXBOT_TELEGRAM__TOKEN": fake.token,
-            "CXBOT_TELEGRAM__BASE_URL": fake.base_url,
-            "CXBOT_TELEGRAM__MODE": "webhook",
-            "CXBOT_TELEGRAM__WEBHOOK_URL": "https://cx.example.com/telegram/webhook",
-            "CXBOT_TELEGRAM__SECRET_TOKEN": SECRET,
-            "CXBOT_SERVER__PORT": "0",
-            "CXBOT_SENTIMENT__ENABLED": "false",
-        }
+        env = serve_env(
+            tmp_path / "data",
+            pg_url,
+            telegram__token=fake.token,
+            telegram__base_url=fake.base_url,
+            telegram__mode="webhook",
+            telegram__webhook_url="https://cx.example.com/telegram/webhook",
+            telegram__secret_token=SECRET,
+        )
         # Started together against a fresh database: the migration runs once.
         first, url_a = _serve(env, tmp_path)
         second, url_b = _serve(env, tmp_path)
@@ -149,22 +149,15 @@ def test_one_slack_customers_burst_through_two_processes_is_applied_in_order_onc
     pg_url: str, tmp_path: Path
 ) -> None:
     with FakeSlackAPI() as fake:
-        fake.profiles[SLACK_ANN] = {
-            "id": SLACK_ANN,
-            "real_name": "Ann Lee",
-            "locale": "en-US",
-            "profile": {"first_name": "Ann", "last_name": "Lee"},
-        }
-        env = {
-            "CXBOT_GENERAL__DATA_DIR": str(tmp_path / "data"),
-            "CXBOT_DATABASE__URL": pg_url,
-            "CXBOT_SLACK__BOT_TOKEN": fake.token,
-            "CXBOT_SLACK__SIGNING_SECRET": SIGNING_SECRET,
-            "CXBOT_SLACK__BASE_URL": fake.base_url,
-            "CXBOT_SLACK__MODE": "http",
-            "CXBOT_SERVER__PORT": "0",
-            "CXBOT_SENTIMENT__ENABLED": "false",
-        }
+        fake.profiles[SLACK_ANN] = ann_profile(SLACK_ANN)
+        env = serve_env(
+            tmp_path / "data",
+            pg_url,
+            slack__bot_token=fake.token,
+            slack__signing_secret=SIGNING_SECRET,
+            slack__base_url=fake.base_url,
+            slack__mode="http",
+        )
         first, url_a = _serve(env, tmp_path)
         second, url_b = _serve(env, tmp_path)
         try:

@@ -18,7 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,23 @@ def kill_database(kind: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'kill.db'}"
     else:
         yield from _postgres_database()
+
+
+def serve_env(data_dir: Path, database_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a `cxbot serve` subprocess: its data folder and database, any free
+    port, no sentiment model, and `settings` given as `telegram__token="…"` (CXBOT_ names)."""
+    return {
+        "CXBOT_GENERAL__DATA_DIR": str(data_dir),
+        "CXBOT_DATABASE__URL": database_url,
+        "CXBOT_SERVER__PORT": "0",
+        "CXBOT_SENTIMENT__ENABLED": "false",
+        **{f"CXBOT_{key.upper()}": value for key, value in settings.items()},
+    }
+
+
+def repeated(sent: Iterable[tuple[object, str]]) -> int:
+    """How many messages were sent again: (recipient, text) pairs beyond their first."""
+    return sum(n - 1 for n in Counter(sent).values())
 
 
 def start_serve(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -168,13 +186,13 @@ class Customers:
     rng: random.Random
     think: tuple[float, float] = (0.0, 0.25)
     people: dict[str, Customer] = field(default_factory=dict)
-    _due: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
+    _due: list[tuple[float, Callable[[], object]]] = field(default_factory=list)
 
-    def later(self, action: Callable[[], None]) -> None:
+    def later(self, action: Callable[[], object]) -> None:
         """Do `action` after a thinking pause."""
         self._due.append((time.monotonic() + self.rng.uniform(*self.think), action))
 
-    def answer_once(self, user: str, key: str, action: Callable[[], None]) -> None:
+    def answer_once(self, user: str, key: str, action: Callable[[], object]) -> None:
         """Answer question `key` unless this customer already did."""
         person = self.people.setdefault(user, Customer(user))
         if key in person.answered:

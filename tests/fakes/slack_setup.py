@@ -43,6 +43,16 @@ AGENT = "U0AGENT01"  # a support user
 STRANGER = "U0OTHER01"  # a workspace member who is not
 
 
+def ann_profile(user: str) -> dict[str, Any]:
+    """The users.info profile of a test customer called Ann Lee (English, US)."""
+    return {
+        "id": user,
+        "real_name": "Ann Lee",
+        "locale": "en-US",
+        "profile": {"first_name": "Ann", "last_name": "Lee"},
+    }
+
+
 def slack_settings(fake: FakeSlackAPI, tmp_path: Path, **extra: str) -> Settings:
     """Defaults plus a Slack app in HTTP mode pointed at the fake, alerts on (SQLite)."""
     environ = {

@@ -21,6 +21,7 @@ from tests.fakes.slack_api import FakeSlackAPI, button_press, dm_event
 from tests.fakes.slack_setup import (
     ALERTS,
     Served,
+    ann_profile,
     answers,
     buttons,
     delivery_failures,
@@ -39,12 +40,7 @@ DM = "D0ANN0001"
 @pytest.fixture
 def fake() -> Iterator[FakeSlackAPI]:
     with FakeSlackAPI() as api:
-        api.profiles[ANN] = {
-            "id": ANN,
-            "real_name": "Ann Lee",
-            "locale": "en-US",
-            "profile": {"first_name": "Ann", "last_name": "Lee"},
-        }
+        api.profiles[ANN] = ann_profile(ANN)
         yield api
 
 
