@@ -47,6 +47,8 @@ class Customer(SQLModel, table=True):
     # Set when the platform says messages can no longer reach them (blocked the bot, left).
     unreachable_at: datetime | None = None
     unreachable_reason: str | None = Field(default=None, max_length=256)
+    # IANA zone name ("Europe/Berlin") for quiet hours; None means the configured default.
+    time_zone: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 
 
