@@ -310,9 +310,12 @@ async def main_async(args: argparse.Namespace) -> None:
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     with FakeTelegramAPI(max_poll_wait=1.0) as fake, tempfile.TemporaryDirectory() as data:
         replies = Replies(fake, asyncio.get_running_loop())
-        cxbot = await run_cxbot(fake, replies, args, data)
-        baseline = await run_baseline(fake, replies, args)
-    print(report([cxbot, baseline], args))
+        results = []
+        if args.bots in ("both", "cxbot"):
+            results.append(await run_cxbot(fake, replies, args, data))
+        if args.bots in ("both", "baseline"):
+            results.append(await run_baseline(fake, replies, args))
+    print(report(results, args))
 
 
 def main() -> None:
@@ -321,6 +324,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--database-url", default="", help="default: SQLite in a temp folder")
+    parser.add_argument("--bots", choices=["both", "cxbot", "baseline"], default="both")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     warnings.simplefilter("ignore")  # PTB's per_message advice for the baseline's handler

@@ -13,10 +13,10 @@ import os
 from typing import TYPE_CHECKING
 
 from telegram import Bot
-from telegram.request import HTTPXRequest
 
 from adapters.retrying import RetryPolicy
 from adapters.telegram import TelegramChannel, TelegramSender
+from adapters.telegram_http import AiohttpRequest
 from bot.app import App
 from bot.config import Settings
 from bot.errors import ConfigError
@@ -54,8 +54,8 @@ def build_telegram_bot(settings: Settings) -> Bot:
     return Bot(
         token,
         base_url=settings.telegram.base_url,
-        request=HTTPXRequest(connection_pool_size=TELEGRAM_POOL),
-        get_updates_request=HTTPXRequest(connection_pool_size=1),
+        request=AiohttpRequest(connection_pool_size=TELEGRAM_POOL),
+        get_updates_request=AiohttpRequest(connection_pool_size=1),
     )
 
 

@@ -255,11 +255,90 @@ class SlackSettings(_Section):
         return value
 
 
-class InvitationSettings(_Section):
-    """Fatigue rules for surveys the bot starts itself (`cxbot invite`)."""
+DEFAULT_COOLDOWN_DAYS = 30
+# A touchpoint's name as it appears in the API and in [touchpoints.NAME].
+TOUCHPOINT_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+Days = Annotated[int, Field(ge=0, le=3650)]
+Percent = Annotated[float, Field(ge=0.0, le=100.0)]
 
-    # No invitation to a customer surveyed within this many days; 0 turns the rule off.
-    quiet_days: Annotated[int, Field(ge=0, le=3650)] = 14
+
+def _check_quiet_hours(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None  # empty: no quiet hours
+    from bot.quiet_hours import QuietHours
+
+    try:
+        return str(QuietHours.parse(value))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class InvitationSettings(_Section):
+    """Fatigue rules and scheduling of surveys the bot starts itself (API, `cxbot invite`).
+
+    Every rule can be overridden per touchpoint in `[touchpoints.NAME]`.
+    """
+
+    # No invitation to a customer surveyed (any flow) within this many days; 0 turns it off.
+    # None: `quiet_days` if set (its old name, still accepted), else 30.
+    cooldown_days: Days | None = None
+    quiet_days: Days | None = None
+    # No invitation to the same flow within this many days of the customer's last one; 0: off.
+    recontact_days: Days = 0
+    # Survey this share of interactions (decided per interaction id, so a repeat decides alike).
+    sample_percent: Percent = 100.0
+    # "HH:MM-HH:MM" in the customer's time zone: a send falling inside moves to its end.
+    quiet_hours: Annotated[str | None, Field(validate_default=True)] = None
+    # The customer's zone when neither the request nor an earlier one gave it (IANA name).
+    default_time_zone: str = "UTC"
+    # The scheduler in `cxbot serve`: how often it looks for due invitations, and how many it
+    # takes per transaction.
+    poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 5.0
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
+
+    _quiet_hours = field_validator("quiet_hours")(_check_quiet_hours)
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        from bot.quiet_hours import zone_named
+
+        try:
+            zone_named(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def cooldown(self) -> int:
+        """The cooldown in days in force (`cooldown_days`, else `quiet_days`, else 30)."""
+        for value in (self.cooldown_days, self.quiet_days):
+            if value is not None:
+                return value
+        return DEFAULT_COOLDOWN_DAYS
+
+    @property
+    def cooldown_key(self) -> str:
+        """The key the cooldown in force comes from, for messages."""
+        if self.cooldown_days is None and self.quiet_days is not None:
+            return "quiet_days"
+        return "cooldown_days"
+
+
+class TouchpointSettings(_Section):
+    """One touchpoint (`[touchpoints.NAME]`): its flow and its own fatigue rules.
+
+    A rule left out follows `[invitations]`.
+    """
+
+    # The flow its invitations run (empty: the request's flow_id, else [flows] default).
+    flow: str | None = None
+    cooldown_days: Days | None = None
+    recontact_days: Days | None = None
+    sample_percent: Percent | None = None
+    quiet_hours: Annotated[str | None, Field(validate_default=True)] = None
+
+    _quiet_hours = field_validator("quiet_hours")(_check_quiet_hours)
 
 
 class DeliverySettings(_Section):
@@ -287,7 +366,22 @@ class Settings(_Section):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     invitations: InvitationSettings = Field(default_factory=InvitationSettings)
+    # Touchpoints beyond the built-in ones, and the built-ins' flows and rules.
+    touchpoints: dict[str, TouchpointSettings] = Field(default_factory=dict)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+
+    @field_validator("touchpoints")
+    @classmethod
+    def _check_touchpoint_names(
+        cls, value: dict[str, TouchpointSettings]
+    ) -> dict[str, TouchpointSettings]:
+        bad = [name for name in value if not TOUCHPOINT_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(
+                f"touchpoint names are 1-64 of a-z 0-9 _ . - (starting with a letter or digit), "
+                f"not {', '.join(map(repr, bad))}"
+            )
+        return value
 
     @property
     def database_url(self) -> str:

@@ -301,3 +301,81 @@ class OutboxMessage(SQLModel, table=True):
     # For a question with buttons: when its buttons were closed, and the answer chosen there.
     closed_at: datetime | None = None
     chosen_label: str | None = Field(default=None, max_length=128)
+
+
+class InvitationStatus(StrEnum):
+    """Where an invitation stands (`invitation.status`)."""
+
+    SCHEDULED = "scheduled"  # waits for `send_at`; the scheduler of `cxbot serve` decides then
+    SENT = "sent"  # the survey was opened and its first messages queued (`conversation_id`)
+    WITHHELD = "withheld"  # a rule said no (`reason`, `detail`); final
+
+
+class ApiKey(SQLModel, table=True):
+    """A key for the REST API. Only a SHA-256 hash of the key is stored; `prefix` (its first
+    characters, not secret) names it in listings and finds its row on each request."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Several keys may share a name (a replacement created before the old one is revoked); the
+    # name is the `source` of the invitations sent with the key.
+    name: str = Field(max_length=64, index=True)
+    scope: str = Field(max_length=16)  # invite / admin
+    prefix: str = Field(max_length=16, unique=True, index=True)
+    key_hash: str = Field(max_length=64)  # hex SHA-256 of the whole key
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class Invitation(SQLModel, table=True):
+    """One request to survey a customer after an interaction, and what became of it.
+
+    Unique per (source, interaction_id): a repeat of the same interaction is answered from this
+    row. Every rule's decision is kept: `status` withheld with `reason` (a code) and `detail`
+    (a sentence); quiet hours show as `send_at` later than `requested_at`.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("source", "interaction_id", name="uq_invitation_interaction"),
+        # The scheduler's claims look only at scheduled rows, by due time.
+        Index(
+            "ix_invitation_due",
+            "send_at",
+            sqlite_where=text("status = 'scheduled'"),
+            postgresql_where=text("status = 'scheduled'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=64)  # the API key's name, "cli", "csv"
+    interaction_id: str = Field(max_length=128)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    channel: str = Field(max_length=32)
+    user_id: str = Field(max_length=128)  # the customer's platform id (external_id)
+    touchpoint: str | None = Field(default=None, max_length=64, index=True)
+    flow_id: str = Field(max_length=64)
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=InvitationStatus.SCHEDULED, max_length=16, index=True)
+    reason: str | None = Field(default=None, max_length=32)  # see bot.invitations.rules.Reason
+    detail: str | None = Field(default=None, max_length=512)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    requested_at: datetime = Field(default_factory=utcnow)  # now, or the request's send_after
+    send_at: datetime = Field(default_factory=utcnow)  # requested_at moved out of quiet hours
+    decided_at: datetime | None = None  # when it was sent or withheld
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    # Scheduler attempts that failed with an error (retried with backoff, then withheld).
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=512)
+
+
+class Suppression(SQLModel, table=True):
+    """A customer who must not be invited (the suppression list), whatever the other rules say."""
+
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_suppression_customer"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)
+    note: str | None = Field(default=None, max_length=256)
+    created_by: str = Field(max_length=64)  # "cli", or the admin API key's name
+    created_at: datetime = Field(default_factory=utcnow)
