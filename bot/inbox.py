@@ -149,25 +149,28 @@ class InboxWorker:
     # -- in a worker thread --------------------------------------------------------------------
 
     def _process_next(self) -> Processed | None:
-        with transaction(self._db) as session:
-            row = inbox_q.claim_next_update(session)
-            if row is None:
-                return None
-            assert row.id is not None
-            try:
-                # A savepoint: a failing turn is undone, while the claim (the row lock) and
-                # the record of the failure stay in this transaction, so no other worker can
-                # take the update again before its retry time.
-                with session.begin_nested():
+        try:
+            with transaction(self._db) as session:
+                row = inbox_q.claim_next_update(session)
+                if row is None:
+                    return None
+                try:
                     translate = self._translators.get(row.channel)
                     if translate is None:
                         # Processes sharing a database run the same channels (one configuration).
                         raise LookupError(f"no translator for channel {row.channel!r}")
                     queued, stored_text = self._apply(session, translate(row.body))
-            except Exception as exc:
-                self._failed(session, row, exc)
-                return Processed(update_id=row.id, queued=False)
-            inbox_q.mark_processed(session, update_row=row)
+                except Exception as exc:
+                    raise _TurnFailed(row, exc) from exc
+                inbox_q.mark_processed(session, update_row=row)
+        except _TurnFailed as failed:
+            # The turn was rolled back whole (no savepoint: two statements fewer per turn) and
+            # the failure is recorded in a transaction of its own. In between, the update is
+            # due again and another worker may retry it a little early: harmless, since a turn
+            # commits whole or not at all.
+            with transaction(self._db) as session:
+                self._failed(session, failed.row, failed.error)
+            return Processed(update_id=failed.row.id, queued=False)
         if stored_text:
             self._engine.notify_text_listeners()
         return Processed(update_id=row.id, queued=queued)
@@ -203,6 +206,15 @@ class InboxWorker:
             return
         inbox_q.note_failure(session, update_row=row, error=error, retry_at=None)
         log.error("gave up processing update %s after %d attempts", row.id, attempts, exc_info=exc)
+
+
+class _TurnFailed(Exception):
+    """A claimed update's turn raised: carries the row out of the rolled-back transaction."""
+
+    def __init__(self, row: ClaimedUpdate, error: Exception) -> None:
+        super().__init__(str(error))
+        self.row = row
+        self.error = error
 
 
 def _who(inbound: Unreachable) -> tuple[str, str]:

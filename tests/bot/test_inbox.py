@@ -1,0 +1,81 @@
+"""The inbox worker: a turn that fails is undone whole, its failure recorded, and retried."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import select
+
+from bot.app import App
+from bot.inbox import MAX_ATTEMPTS, Inbox, InboxWorker
+from bot.messages import Inbound, IncomingMessage, MessageKind, RawUpdate
+from storage.database import transaction
+from storage.tables import Answer, Conversation, Customer, InboxUpdate, OutboxMessage, utcnow
+
+CHANNEL = "telegram"
+
+
+def _start(body: dict[str, Any]) -> Inbound:
+    return IncomingMessage(channel=CHANNEL, user_id=str(body["user"]), kind=MessageKind.START)
+
+
+async def _record(app: App, user: int) -> None:
+    inbox = Inbox(db=app.db)
+    update = RawUpdate(event_key=f"u{user}", lane=f"{CHANNEL}:{user}", body={"user": user})
+    await inbox.record(CHANNEL, [update])
+
+
+async def test_a_turn_that_fails_after_writing_leaves_nothing_but_the_failure(app: App) -> None:
+    await _record(app, 7)
+    original = app.engine.turn_in
+
+    def failing_turn(session: Any, msg: IncomingMessage, **kw: Any) -> Any:
+        original(session, msg, **kw)  # writes the customer, the survey, its outbox rows
+        raise RuntimeError("engine exploded")
+
+    app.engine.turn_in = failing_turn  # type: ignore[method-assign]
+    worker = InboxWorker(db=app.db, engine=app.engine, translators={CHANNEL: _start})
+    assert await worker.process_one() is True
+    with transaction(app.db) as session:
+        row = session.exec(select(InboxUpdate)).one()
+        assert (row.attempts, row.processed_at) == (1, None)
+        assert row.last_error == "RuntimeError: engine exploded"
+        assert row.retry_at is not None
+        # Nothing of the turn survived: it was rolled back whole.
+        assert session.exec(select(Customer)).all() == []
+        assert session.exec(select(Conversation)).all() == []
+        assert session.exec(select(OutboxMessage)).all() == []
+    assert await worker.process_one() is False  # not due again before its retry time
+
+
+async def test_after_the_last_attempt_the_update_is_kept_with_its_error(app: App) -> None:
+    def broken(body: dict[str, Any]) -> Inbound:
+        raise ValueError("bad update")
+
+    await _record(app, 8)
+    worker = InboxWorker(db=app.db, engine=app.engine, translators={CHANNEL: broken})
+    for _ in range(MAX_ATTEMPTS):
+        with transaction(app.db) as session:
+            row = session.exec(select(InboxUpdate)).one()
+            if row.retry_at is not None:  # due now, rather than after the backoff
+                row.retry_at = utcnow() - timedelta(seconds=1)
+                session.add(row)
+        assert await worker.process_one() is True
+    with transaction(app.db) as session:
+        row = session.exec(select(InboxUpdate)).one()
+        assert (row.attempts, row.retry_at) == (MAX_ATTEMPTS, None)
+        assert row.last_error == "ValueError: bad update"
+    assert await worker.process_one() is False  # kept, never claimed again
+
+
+async def test_a_good_turn_commits_its_answer_and_marks_the_update(app: App) -> None:
+    await _record(app, 9)
+    worker = InboxWorker(db=app.db, engine=app.engine, translators={CHANNEL: _start})
+    assert await worker.process_one() is True
+    with transaction(app.db) as session:
+        row = session.exec(select(InboxUpdate)).one()
+        assert row.processed_at is not None and row.last_error is None
+        assert len(session.exec(select(Conversation)).all()) == 1
+        assert session.exec(select(OutboxMessage)).all() != []
+        assert session.exec(select(Answer)).all() == []
