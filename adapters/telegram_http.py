@@ -87,7 +87,9 @@ class AiohttpRequest(BaseRequest):
         )
         data: aiohttp.FormData | dict[str, str] | None = None
         if request_data is not None:
-            data = _form(request_data) if request_data.contains_files else request_data.json_parameters
+            data = (
+                _form(request_data) if request_data.contains_files else request_data.json_parameters
+            )
         try:
             async with self._session.request(method, url, data=data, timeout=timeout) as response:
                 return response.status, await response.read()

@@ -7,8 +7,9 @@ so a crash loses nothing and a restart resumes at the question the customer was 
 States and transitions are ONE table, `bot.survey_machine.TABLE` (rendered in that module's
 docstring): `_dispatch` classifies each turn into (state, input), looks up the action and runs
 it. Stored, a conversation goes ACTIVE at question q → … → COMPLETED (thanks), or OPTED_OUT (the
-customer said stop), or ABANDONED (a new survey replaced it). The key of a conversation is
-(channel, customer's platform id).
+customer said stop), or ABANDONED (a new survey replaced it), or EXPIRED (closed unfinished by
+the reminder worker, `bot.reminders`; turns schedule its reminders and expiry). The key of a
+conversation is (channel, customer's platform id).
 
 Concurrency: platform updates reach `turn_in` through the inbox (`bot.inbox`), which hands one
 customer's updates over one at a time, in order, whichever process claims them. `handle` and
@@ -29,6 +30,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from bot import flow_logic, survey_machine
@@ -44,21 +46,25 @@ from bot.parsing import (
     InvalidReason,
     Parsed,
     ParseResult,
+    decode_payload,
     encode_payload,
     parse_answer,
     parse_payload,
 )
+from bot.reminder_policy import ReminderPolicy
 from bot.survey_machine import Action
 from bot.texts import bot_text
 from bot.turn_outbox import closed_press, pressed_question, uses_outbox, write_turn
+from bot.webhook_events import WebhookEvents
 from storage import conversations as conv_q
 from storage import customers as cust_q
 from storage import flow_versions as flow_q
+from storage import reminders as remind_q
 from storage.database import Database as DbEngine
 from storage.database import Session, transaction
 from storage.inbound import record_inbound_event
 from storage.reviews import flag_for_review
-from storage.tables import Answer, Conversation, ConversationState, Customer
+from storage.tables import Answer, Conversation, ConversationState, Customer, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +97,24 @@ class _Turn:
 class Engine:
     """Runs survey conversations for every channel; adapters call `handle` and `begin`."""
 
-    def __init__(self, *, db: DbEngine, catalog: FlowCatalog, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        db: DbEngine,
+        catalog: FlowCatalog,
+        settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._db = db
         self._catalog = catalog
         self._settings = settings
+        self._clock = clock  # when reminders and expiry are due (tests inject theirs)
+        self._reminders = ReminderPolicy.from_settings(settings)
         self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()
         self._flows: dict[tuple[str, int], Flow] = {}
         self._text_listeners: list[Callable[[], None]] = []
+        # Completions and flags are told to [[webhooks]] endpoints in the turn's transaction.
+        self._webhooks = WebhookEvents(settings.webhooks)
 
     def on_text_answer(self, listener: Callable[[], None]) -> None:
         """Call `listener` (in the event loop) after each turn that stored a free-text answer."""
@@ -226,6 +243,7 @@ class Engine:
             undelivered=active is not None and active.undelivered_at is not None,
             opted_out=turn.customer.opted_out_at is not None,
             last_completed=latest is not None and latest.state == ConversationState.COMPLETED,
+            last_expired=latest is not None and latest.state == ConversationState.EXPIRED,
         )
         if active is not None and state == survey_machine.State.UNDELIVERED:
             # Whatever happens in this turn, the customer now hears from the bot again.
@@ -259,6 +277,7 @@ class Engine:
             Action.BEGIN: lambda: self._begin(turn, active),
             Action.OPT_OUT: lambda: self._opt_out(turn, active),
             Action.LATE_COMMENT: lambda: self._late_comment(turn, latest, text, truncated),
+            Action.LATE_REPLY: lambda: self._late_reply(turn, latest, text, truncated),
             Action.NO_SURVEY: lambda: self._say(turn, "no_survey"),
             Action.HELP_AND_NO_SURVEY: lambda: self._say(turn, "help", "no_survey"),
             Action.STILL_OPTED_OUT: lambda: self._say(turn, "still_opted_out"),
@@ -333,6 +352,9 @@ class Engine:
             locale=locale,
             context=_clean_context(context),
         )
+        if uses_outbox(conversation.channel):
+            expires_at = self._reminders.expires_at(self._clock())
+            remind_q.set_expiry(turn.session, conversation=conversation, expires_at=expires_at)
         if flow.intro is not None:
             turn.say(self._render(turn, conversation, flow, flow.intro))
         first = flow_logic.first_question(flow, {})
@@ -354,24 +376,49 @@ class Engine:
             self._say(turn, "no_survey")
             return
         # Something said after the thanks is still feedback: keep it with the finished survey.
+        self._keep_late(turn, latest, raw=text, note=text, truncated=truncated)
+        self._late_ack(turn, latest, "late_comment", truncated)
+
+    def _late_reply(
+        self, turn: _Turn, latest: Conversation | None, text: str, truncated: bool
+    ) -> None:
+        """A reply to a survey that expired (`latest`): typed text or the label of a pressed
+        button is kept as a late comment, never as an answer; "this survey has closed"."""
+        msg = turn.msg
+        note = _button_note(msg) if msg.kind == MessageKind.BUTTON else text
+        if latest is None or not note:
+            self._say(turn, "no_survey")
+            return
+        raw = msg.payload if msg.kind == MessageKind.BUTTON and msg.payload else note
+        self._keep_late(turn, latest, raw=raw, note=note, truncated=truncated)
+        self._late_ack(turn, latest, "expired", truncated)
+
+    def _keep_late(
+        self, turn: _Turn, conversation: Conversation, *, raw: str, note: str, truncated: bool
+    ) -> None:
+        """Store a late comment on an ended survey (keyword flags apply)."""
         answer = conv_q.add_answer(
             turn.session,
-            conversation=latest,
+            conversation=conversation,
             question_id=LATE_COMMENT_QUESTION,
             question_type=QuestionType.TEXT,
-            raw_text=text,
-            value_text=text,
+            raw_text=raw,
+            value_text=note,
             truncated=truncated,
+            late=True,
         )
         turn.stored_text = True
         reasons = keyword_flags(
-            LATE_COMMENT_QUESTION, text, self._settings.flags.keywords, answer_id=answer.id
+            LATE_COMMENT_QUESTION, note, self._settings.flags.keywords, answer_id=answer.id
         )
         if reasons:
-            flag_for_review(turn.session, conversation=latest, reasons=reasons)
-        reply = bot_text("late_comment", latest.locale)
+            item = flag_for_review(turn.session, conversation=conversation, reasons=reasons)
+            self._webhooks.flagged(turn.session, review=item, reasons=reasons)
+
+    def _late_ack(self, turn: _Turn, conversation: Conversation, key: str, truncated: bool) -> None:
+        reply = bot_text(key, conversation.locale)
         if truncated:
-            reply += " " + bot_text("truncated", latest.locale, limit=self._limit)
+            reply += " " + bot_text("truncated", conversation.locale, limit=self._limit)
         turn.say(reply)
 
     # -- answering ----------------------------------------------------------------------------
@@ -444,7 +491,8 @@ class Engine:
             )
             turn.stored_text = True
         if reasons:
-            flag_for_review(turn.session, conversation=conversation, reasons=reasons)
+            item = flag_for_review(turn.session, conversation=conversation, reasons=reasons)
+            self._webhooks.flagged(turn.session, review=item, reasons=reasons)
         if truncated:
             turn.say(bot_text("truncated", conversation.locale, limit=self._limit))
         answers = self._answer_values(turn.session, conversation)
@@ -461,6 +509,7 @@ class Engine:
         reason: InvalidReason,
     ) -> None:
         attempts = conversation.invalid_attempts + 1
+        self._plan_reminder(turn, conversation)  # a hint asks again: the silence starts now
         conv_q.save_progress(
             turn.session,
             conversation=conversation,
@@ -487,6 +536,7 @@ class Engine:
         if question is None:
             self._finish(turn, conversation, flow)
             return
+        self._plan_reminder(turn, conversation)  # written by save_progress's flush
         conv_q.save_progress(turn.session, conversation=conversation, current_question=question.id)
         turn.replies.append(self._question_message(turn, conversation, flow, question))
 
@@ -494,6 +544,7 @@ class Engine:
         conv_q.end_conversation(
             turn.session, conversation=conversation, state=ConversationState.COMPLETED
         )
+        self._webhooks.completed(turn.session, conversation=conversation)
         if flow.thanks is not None:
             turn.say(self._render(turn, conversation, flow, flow.thanks))
         else:
@@ -509,6 +560,7 @@ class Engine:
         flow = flow or self._flow_of(turn.session, conversation)
         question = flow.question(conversation.current_question)
         turn.replies.append(self._question_message(turn, conversation, flow, question))
+        self._plan_reminder(turn, conversation)
 
     def _question_message(
         self, turn: _Turn, conversation: Conversation, flow: Flow, question: Question
@@ -567,6 +619,32 @@ class Engine:
             context={k: str(v) for k, v in conversation.context.items()},
         )
 
+    # -- reminders ----------------------------------------------------------------------------
+
+    def _plan_reminder(self, turn: _Turn, conversation: Conversation) -> None:
+        """The bot asks a question now: the next reminder is due after a silence
+        (`bot.reminder_policy`). Console surveys are never reminded: nothing sends for them."""
+        if not uses_outbox(conversation.channel):
+            return
+        remind_at = self._reminders.after_question(
+            self._clock(), sent=conversation.reminders_sent, expires_at=conversation.expires_at
+        )
+        remind_q.set_reminder(turn.session, conversation=conversation, remind_at=remind_at)
+
+    def reminder_message(
+        self, session: Session, *, conversation: Conversation, customer: Customer
+    ) -> OutgoingMessage | None:
+        """The survey's open question again, same text and buttons, led by "Reminder:" (what
+        `bot.reminders` queues); None when the survey has no open question."""
+        if conversation.current_question is None:
+            return None
+        msg = IncomingMessage(channel=conversation.channel, user_id=customer.external_id)
+        turn = _Turn(session=session, customer=customer, msg=msg)
+        flow = self._flow_of(session, conversation)
+        question = flow.question(conversation.current_question)
+        asked = self._question_message(turn, conversation, flow, question)
+        return replace(asked, text=bot_text("reminder", conversation.locale, question=asked.text))
+
     # -- helpers ------------------------------------------------------------------------------
 
     @property
@@ -603,10 +681,39 @@ class Engine:
         return flow
 
     @staticmethod
-    def _answer_values(session: Session, conversation: Conversation) -> dict[str, AnswerValue]:
+    def _answer_values(session: Session, conversation: Conversation) -> Mapping[str, AnswerValue]:
         assert conversation.id is not None
-        rows = conv_q.conversation_answers(session, conversation_id=conversation.id)
-        return dict(_answer_items(rows))
+        conversation_id = conversation.id
+
+        def read() -> dict[str, AnswerValue]:
+            rows = conv_q.conversation_answers(session, conversation_id=conversation_id)
+            return dict(_answer_items(rows))
+
+        return _LazyAnswers(read)
+
+
+class _LazyAnswers(Mapping[str, AnswerValue]):
+    """A conversation's answers, read from the database the first time a condition asks.
+
+    Most steps of a flow have no condition: they never pay for the read."""
+
+    def __init__(self, read: Callable[[], dict[str, AnswerValue]]) -> None:
+        self._read = read
+        self._values: dict[str, AnswerValue] | None = None
+
+    def _loaded(self) -> dict[str, AnswerValue]:
+        if self._values is None:
+            self._values = self._read()
+        return self._values
+
+    def __getitem__(self, key: str) -> AnswerValue:
+        return self._loaded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 def _id(customer: Customer) -> int:
@@ -627,6 +734,14 @@ def _answer_items(rows: list[Answer]) -> Iterator[tuple[str, AnswerValue]]:
         else:
             value = row.value_text
         yield row.question_id, value
+
+
+def _button_note(msg: IncomingMessage) -> str:
+    """What a pressed button said: its label as the platform showed it, else its value."""
+    if msg.press is not None and msg.press.label:
+        return msg.press.label
+    decoded = decode_payload(msg.payload or "")
+    return decoded[1] if decoded is not None else ""
 
 
 def _columns(question: Question, parsed: Parsed | None) -> tuple[int | None, str | None]:

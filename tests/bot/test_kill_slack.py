@@ -4,7 +4,7 @@ Customers answer the default survey in their DMs by pressing Block Kit buttons a
 each request signed and posted to serve's /slack/events as Slack posts it. The loopback fake
 Web API answers chat.postMessage after 100–200 ms. A request that got no 200 — serve was
 killed, or not up yet — is posted again, signed anew, with `X-Slack-Retry-Num`, until it gets
-one, as Slack retries. Meanwhile serve is SIGKILLed six times at seeded moments — just after it
+one, as Slack retries. Meanwhile serve is SIGKILLed five times at seeded moments — just after it
 answered a request 200 (recorded, not yet handled), while a reply was being posted, and at
 random — and restarted each time. Customers only answer what was posted to them and never
 repeat themselves, so a survey that needs a nudge never finishes.
@@ -48,8 +48,8 @@ from tests.fakes.slack_setup import ann_profile
 
 pytestmark = pytest.mark.slow
 
-CUSTOMERS = 20
-KILLS = 6
+CUSTOMERS = 30
+KILLS = 5
 SCORES = {"a:nps:": "9", "a:ces:": "6", "a:csat:": "4"}
 EXPECTED_ANSWERS = ["nps", "liked_most", "ces", "csat", "anything_else"]
 THANKS = "Thank you for your feedback, Ann!"
