@@ -1,31 +1,69 @@
-"""Benchmark the Telegram channel end to end over the fake Bot API, beside a minimal PTB bot.
+"""Benchmark the Telegram channel end to end, cxbot against a minimal PTB bot, fairly.
 
-    python bench/telegram.py [--customers 1000] [--concurrency 50] [--database-url URL]
+    python bench/telegram.py [--customers 300] [--concurrency 50] [--runs 2]
+                             [--database-url postgresql://USER@HOST:PORT/DB] [--sqlite-only]
+                             [--bots both|cxbot|baseline]
 
 Simulated customers answer a whole survey each as Telegram users would: `/start`, a button for
 NPS, a typed comment, buttons for CES and CSAT, a typed last answer — six updates, each pushed
-to the fake server's getUpdates queue, each waited on until the bot's reply arrives there.
-Both bots run python-telegram-bot's Application with long polling against the same fake
-server (tests/fakes/telegram_api.py) in the same run:
+to a fake Bot API's getUpdates queue (tests/fakes/telegram_api.py), each waited on until the
+bot's reply arrives there. Two bots are measured, each polling the fake with python-telegram-bot:
 
-- cxbot: what `cxbot serve` runs — long polling that records each batch in the inbox before
-  confirming it, the inbox worker (one transaction per update: claim, turn, outbox rows), and
-  the delivery worker sending the outbox in order per chat;
-- baseline: a minimal ConversationHandler survey bot keeping answers in a dict — the same
-  questions, keyboards, callback answers and edits, and nothing else. It handles updates one at
-  a time (PTB's default): a ConversationHandler moves to its next state only when a callback
-  returns, so with concurrent updates a customer's quick next message can meet the old state
-  and be dropped — which this benchmark's customers, answering the moment a question arrives,
-  do trigger. cxbot handles different chats concurrently and one chat's updates in order.
+- cxbot: what `cxbot serve` runs (`bot.serve.plan_channels`) — long polling that records each
+  batch in the inbox before confirming it, the inbox worker (one transaction per update: claim,
+  turn, outbox rows), the delivery worker sending the outbox in order per chat — on SQLite (a
+  temp file: the default configuration) and on PostgreSQL when one answers;
+- baseline: a minimal ConversationHandler survey bot keeping answers in a dict, with PTB's
+  defaults (its own HTTPXRequest, one update at a time) — the same questions, keyboards,
+  callback answers and edits, and nothing else. A ConversationHandler moves to its next state
+  only when a callback returns, so its updates must run one at a time; cxbot handles different
+  chats concurrently and one chat's updates in order.
 
-Prints updates per second and reply latency percentiles (update queued → the bot's reply, the
-next question or the thanks, recorded by the fake).
+Fairness:
+
+- The fake Bot API and the customers run in their own process (bench/_telegram_driver.py,
+  started once per run): a fake server's threads and the customers' event loop in the bot's
+  process would take the interpreter lock from the bot and bill their CPU to it. The two
+  processes talk only through the fake's HTTP on 127.0.0.1 (port 0); the driver reports each
+  run's figures as one JSON line.
+- Runs are interleaved in rounds — cxbot on SQLite, the baseline, cxbot on PostgreSQL; `--runs`
+  rounds (2 by default: A B A B, or A B C A B C with PostgreSQL) — each on fresh chat ids, cxbot
+  each time on a fresh database (a new SQLite file; a new PostgreSQL database
+  `cxbot_bench_<pid>_<run>`, created beside the one `--database-url` names — its role needs
+  CREATEDB — and dropped after the run; the named database itself is untouched). Without
+  `--database-url`, PostgreSQL runs when `postgresql://postgres@127.0.0.1:5432/test` (or
+  `TEST_POSTGRES_URL`, as for the tests) answers; `--sqlite-only` skips it. Medians over the
+  runs and the ratio within each round damp the drift of a shared machine. The last line says
+  how many runs it took; the defaults take about 1.5 minutes on 2 cores.
+
+Columns, one row per run, then the medians per bot:
+
+- updates/s: updates answered ÷ seconds from the first update queued to the last reply
+  recorded by the fake (the driver's clock);
+- CPU ms/upd: CPU time of the bot's process only (`time.process_time` in this process: every
+  thread of the bot, none of the driver's; a database server's own CPU is not included) over
+  the same window, per update;
+- API/upd: Bot API calls the bot made (getUpdates aside) per update, as the fake counted them;
+- SQL/upd: statements cxbot's engine sent in the window per update, every worker included;
+- SQL/turn: statements in one processed update's transaction (the inbox worker's turn: claim,
+  turn, outbox rows, mark processed); see bench/_probes.py for what counts as a statement and
+  how each is attributed (a thread-local label set by wrapping the workers' thread methods, in
+  this process only). The medians also split SQL/upd into turn, inbox recording, delivery and
+  idle claims;
+- lag p50/p99: how late a task in the bot's event loop that wakes every 5 ms fires;
+- p50/p99 ms: reply latency, update queued → the bot's reply (the next question or the thanks)
+  recorded by the fake.
+
+Then the ratios: cxbot's updates/s ÷ the baseline's of the same round, median over the rounds,
+for SQLite and PostgreSQL, beside issue 16's targets (≥ 0.8 and ≥ 0.7). Progress goes to
+standard error, the table to standard output.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import statistics
@@ -34,17 +72,21 @@ import tempfile
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 # Run as a script, this file's folder comes first on sys.path, and this file would shadow the
-# `telegram` package it benchmarks; the checkout's root takes its place (for bot/ and tests/).
+# `telegram` package it benchmarks; the checkout's root takes its place (for bot/ and bench/).
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
+import psycopg  # noqa: E402
+from sqlalchemy import make_url  # noqa: E402
+from sqlalchemy.exc import ArgumentError  # noqa: E402
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update  # noqa: E402
 from telegram.ext import (  # noqa: E402
     ApplicationBuilder,
@@ -56,97 +98,20 @@ from telegram.ext import (  # noqa: E402
     filters,
 )
 
-from bot.app import build_app  # noqa: E402
+from bench._probes import LoopLag, SqlCounter, attribute_sql_to_workers  # noqa: E402
+from bench._telegram_driver import SCRIPT  # noqa: E402
+from bot.app import App, build_app  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.serve import plan_channels  # noqa: E402
-from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI  # noqa: E402
 
-# One survey: (what the customer does, how many bot messages it brings).
-Step = tuple[str, str]
-SCRIPT: list[Step] = [
-    ("text", "/start"),  # intro + NPS question
-    ("press", "a:nps:9"),
-    ("text", "Quick and friendly, thanks!"),
-    ("press", "a:ces:6"),
-    ("press", "a:csat:5"),
-    ("text", "skip"),
-]
-EXPECTED_MESSAGES = [2, 1, 1, 1, 1, 1]
+DRIVER = _HERE / "_telegram_driver.py"
+# Not a CXBOT_ name: cxbot reads every CXBOT_* variable as configuration (the tests' variable).
+DEFAULT_POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TARGETS = {"SQLite": 0.8, "PostgreSQL": 0.7}  # issue 16: cxbot ÷ baseline updates/s
+SETTLE_SECONDS = 0.2  # after a bot starts polling, before the customers start (not measured)
 
 
-class Replies:
-    """Counts the messages each chat received, and wakes customers waiting for a count."""
-
-    def __init__(self, fake: FakeTelegramAPI, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._counts: dict[int, int] = defaultdict(int)
-        self._waiting: dict[int, tuple[int, asyncio.Future[float]]] = {}
-        fake.listeners.append(self._recorded)
-
-    def _recorded(self, call: ApiCall) -> None:  # in a fake server thread
-        if call.method == "sendMessage" and call.status == 200:
-            self._loop.call_soon_threadsafe(self._bump, int(call.body["chat_id"]), call.at)
-
-    def _bump(self, chat: int, at: float) -> None:
-        self._counts[chat] += 1
-        waiting = self._waiting.get(chat)
-        if waiting is not None and self._counts[chat] >= waiting[0] and not waiting[1].done():
-            waiting[1].set_result(at)
-
-    async def until(self, chat: int, count: int, timeout: float = 60.0) -> float:
-        """When (perf_counter, as the fake recorded it) the chat had `count` messages."""
-        future: asyncio.Future[float] = self._loop.create_future()
-        self._waiting[chat] = (count, future)
-        if self._counts[chat] >= count:
-            future.set_result(time.perf_counter())
-        try:
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            del self._waiting[chat]
-
-
-@dataclass
-class Result:
-    """One bot's run."""
-
-    name: str
-    updates: int = 0
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0  # the whole process's (bot, fake server and customers alike)
-    latencies: list[float] = field(default_factory=list)
-
-
-async def drive(
-    fake: FakeTelegramAPI, replies: Replies, chats: list[int], concurrency: int, result: Result
-) -> None:
-    """Run every customer's script, `concurrency` customers at a time."""
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for chat in chats:
-        queue.put_nowait(chat)
-
-    async def customer(chat: int) -> None:
-        received = 0
-        for (kind, value), expected in zip(SCRIPT, EXPECTED_MESSAGES, strict=True):
-            if kind == "text":
-                update = fake.send_text(chat, value)
-            else:
-                update = fake.press(chat, fake.last_message_id(chat), value)
-            received += expected
-            reply_at = await replies.until(chat, received)
-            result.latencies.append(reply_at - fake.pushed_at(update["update_id"]))
-            result.updates += 1
-
-    async def worker() -> None:
-        while not queue.empty():
-            await customer(queue.get_nowait())
-
-    started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.seconds = time.perf_counter() - started
-    result.cpu_seconds = time.process_time() - cpu
-
-
-# -- the baseline: a minimal python-telegram-bot ConversationHandler survey ----------------------
+# -- the baseline: a minimal python-telegram-bot ConversationHandler survey ------------------------
 
 NPS, LIKED, CES, CSAT, LAST = range(5)
 
@@ -228,56 +193,351 @@ def baseline_handler() -> ConversationHandler[Any]:
     )
 
 
-# -- running both ---------------------------------------------------------------------------------
+# -- the bots under test ---------------------------------------------------------------------------
 
 
-async def run_cxbot(
-    fake: FakeTelegramAPI, replies: Replies, args: argparse.Namespace, data_dir: str
-) -> Result:
-    environ = {
-        "CXBOT_GENERAL__DATA_DIR": data_dir,
-        "CXBOT_TELEGRAM__TOKEN": fake.token,
-        "CXBOT_TELEGRAM__BASE_URL": fake.base_url,
-        "CXBOT_SENTIMENT__ENABLED": "false",
-    }
-    if args.database_url:
-        environ["CXBOT_DATABASE__URL"] = args.database_url
-    app = build_app(load_settings(None, environ=environ))
-    # The parts `cxbot serve` runs: polling into the inbox, the inbox and delivery workers.
-    plan = plan_channels(app)
-    result = Result("cxbot (inbox + engine + outbox)")
-    for service in plan.services:
-        await service.start()
-    tasks = [asyncio.create_task(task.run(), name=task.name) for task in plan.tasks]
-    try:
-        chats = [10_000_000 + i for i in range(args.customers)]
-        await drive(fake, replies, chats, args.concurrency, result)
-    finally:
-        for task in tasks:
+class BotUnderTest(Protocol):
+    """A bot the bench starts against the fake, measures, and stops."""
+
+    sql: SqlCounter | None
+    tasks: list[asyncio.Task[None]]  # must not end while the bot runs
+
+    async def start(self, base_url: str, token: str) -> None:
+        """Start polling the fake at `base_url`."""
+
+    async def stop(self) -> None:
+        """Stop and release everything."""
+
+
+class Cxbot:
+    """cxbot as `cxbot serve` runs it: polling into the inbox, inbox and delivery workers."""
+
+    def __init__(self, *, data_dir: str, database_url: str | None) -> None:
+        self._data_dir = data_dir
+        self._database_url = database_url
+        self.sql: SqlCounter | None = None
+        self._app: App | None = None
+        self._stops: list[Callable[[], Awaitable[None]]] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, base_url: str, token: str) -> None:
+        """Build the app (migrating its fresh database), start the services and tasks."""
+        environ = {
+            "CXBOT_GENERAL__DATA_DIR": self._data_dir,
+            "CXBOT_TELEGRAM__TOKEN": token,
+            "CXBOT_TELEGRAM__BASE_URL": base_url,
+            "CXBOT_SENTIMENT__ENABLED": "false",
+        }
+        if self._database_url:
+            environ["CXBOT_DATABASE__URL"] = self._database_url
+        self._app = build_app(load_settings(None, environ=environ))
+        self.sql = SqlCounter(self._app.db)
+        plan = plan_channels(self._app)
+        for service in plan.services:
+            await service.start()
+            self._stops.append(service.stop)
+        self.tasks = [
+            asyncio.create_task(_awaited(task.run), name=task.name) for task in plan.tasks
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the tasks, stop the services (last started first), close the database."""
+        for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for service in reversed(plan.services):
-            await service.stop()
-        app.close()
-    return result
+        # A task that failed during the run was reported then (`_unless_a_task_ends`).
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for stop in reversed(self._stops):
+            await stop()
+        if self.sql is not None:
+            self.sql.stop()
+        if self._app is not None:
+            self._app.close()
 
 
-async def run_baseline(fake: FakeTelegramAPI, replies: Replies, args: argparse.Namespace) -> Result:
-    application = ApplicationBuilder().token(fake.token).base_url(fake.base_url).build()
-    application.add_handler(baseline_handler())
-    result = Result("PTB ConversationHandler (dict)")
-    await application.initialize()
-    assert application.updater is not None
-    await application.updater.start_polling(timeout=10)
-    await application.start()
-    try:
-        chats = [20_000_000 + i for i in range(args.customers)]
-        await drive(fake, replies, chats, args.concurrency, result)
-    finally:
+async def _awaited(run: Callable[[], Awaitable[None]]) -> None:
+    await run()  # a serve task is any awaitable; create_task wants a coroutine
+
+
+class Baseline:
+    """The PTB ConversationHandler survey bot with PTB's defaults."""
+
+    sql: SqlCounter | None = None
+
+    def __init__(self) -> None:
+        self._application: Any = None
+        self.tasks: list[asyncio.Task[None]] = []  # PTB runs its own
+
+    async def start(self, base_url: str, token: str) -> None:
+        """Build the Application (PTB's own HTTPXRequest) and start polling."""
+        application = ApplicationBuilder().token(token).base_url(base_url).build()
+        application.add_handler(baseline_handler())
+        await application.initialize()
+        assert application.updater is not None
+        await application.updater.start_polling(timeout=10)
+        await application.start()
+        self._application = application
+
+    async def stop(self) -> None:
+        """Stop polling and shut the Application down."""
+        application = self._application
+        if application is None:
+            return
         await application.updater.stop()
         await application.stop()
         await application.shutdown()
-    return result
+
+
+# -- the other process -----------------------------------------------------------------------------
+
+
+class Driver:
+    """bench/_telegram_driver.py in its own process: the fake Bot API and the customers."""
+
+    def __init__(self, process: asyncio.subprocess.Process, base_url: str, token: str) -> None:
+        self._process = process
+        self._running = False  # between `go` and the results: the driver is not listening
+        self.base_url = base_url
+        self.token = token
+
+    @classmethod
+    async def start(cls, *, customers: int, concurrency: int, first_chat: int) -> Driver:
+        """Start the process; return once its fake listens."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(DRIVER),
+            f"--customers={customers}",
+            f"--concurrency={concurrency}",
+            f"--first-chat={first_chat}",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 24,  # the results' line holds every latency
+        )
+        hello = await cls._read(process)
+        return cls(process, hello["base_url"], hello["token"])
+
+    async def run_customers(self) -> dict[str, Any]:
+        """Tell the driver to go; its figures once every customer finished."""
+        await self._send("go")
+        self._running = True
+        result = await self._read(self._process)
+        self._running = False
+        if "error" in result:
+            raise RuntimeError(f"the bot did not answer in time: {result['error']}")
+        return result
+
+    async def close(self) -> None:
+        """Tell the driver to stop its fake and wait for it to exit."""
+        if self._process.returncode is None and self._running:
+            self._process.kill()  # the run failed half-way: nothing more to learn from it
+            await self._process.wait()
+        elif self._process.returncode is None:
+            try:
+                await self._send("stop")
+                await asyncio.wait_for(self._process.wait(), 10)
+            except (TimeoutError, ConnectionError):
+                self._process.kill()
+                await self._process.wait()
+
+    async def _send(self, word: str) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(word.encode() + b"\n")
+        await self._process.stdin.drain()
+
+    @staticmethod
+    async def _read(process: asyncio.subprocess.Process) -> dict[str, Any]:
+        assert process.stdout is not None
+        line = await process.stdout.readline()
+        if not line:
+            await process.wait()
+            raise RuntimeError(f"the bench driver exited ({process.returncode}) unexpectedly")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+
+# -- PostgreSQL: a throwaway database per run ------------------------------------------------------
+
+
+class Postgres:
+    """A PostgreSQL server on which the bench creates (and drops) one database per cxbot run."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise SystemExit(f"--database-url: not a database URL: {url!r}") from None
+        if parsed.get_backend_name() != "postgresql":
+            raise SystemExit(
+                "--database-url takes a PostgreSQL URL (cxbot on SQLite always runs, on a "
+                "temp file)"
+            )
+        self._url = parsed
+        self._conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.shown = parsed.set(drivername="postgresql").render_as_string(hide_password=True)
+
+    def unreachable(self) -> str | None:
+        """Why the server cannot be used (None: it answers)."""
+        try:
+            with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None
+
+    @contextmanager
+    def database(self, name: str) -> Iterator[str]:
+        """A fresh, empty database for one run (cxbot's URL to it), dropped afterwards."""
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield self._url.set(drivername="postgresql+psycopg", database=name).render_as_string(
+                hide_password=False
+            )
+        finally:
+            with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- one run ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One bot's run: what the driver saw and what this process measured."""
+
+    number: int
+    round: int
+    bot: str  # "cxbot" or "baseline"
+    database: str | None  # "SQLite", "PostgreSQL"; None for the baseline
+    updates: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    api_calls: int = 0
+    latencies: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+    sql_by_part: dict[str, int] | None = None
+    turns: int = 0
+    turn_statements: int = 0
+    idle_claim_statements: int = 0
+
+    @property
+    def label(self) -> str:
+        """What the row is called."""
+        if self.bot == "baseline":
+            return "baseline PTB (dict)"
+        return f"cxbot {self.database}"
+
+    @property
+    def rate(self) -> float:
+        """Updates per second."""
+        return self.updates / self.seconds
+
+    def columns(self) -> dict[str, float | None]:
+        """The table's figures for this run (None: does not apply)."""
+        sql = self.sql_by_part
+        ms = [x * 1000 for x in self.latencies]
+        lag = [x * 1000 for x in self.lags] or [0.0]
+        return {
+            "updates/s": self.rate,
+            "CPU ms/upd": self.cpu_seconds * 1000 / self.updates,
+            "API/upd": self.api_calls / self.updates,
+            "SQL/upd": None if sql is None else sum(sql.values()) / self.updates,
+            "SQL/turn": None if sql is None else self.turn_statements / max(1, self.turns),
+            "lag p50": _percentile(lag, 0.50),
+            "lag p99": _percentile(lag, 0.99),
+            "p50 ms": _percentile(ms, 0.50),
+            "p99 ms": _percentile(ms, 0.99),
+        }
+
+
+async def _unless_a_task_ends(
+    work: Awaitable[dict[str, Any]], tasks: list[asyncio.Task[None]]
+) -> dict[str, Any]:
+    """`work`'s result; an error as soon as one of the bot's tasks ends (as serve would stop)."""
+    working = asyncio.ensure_future(work)
+    await asyncio.wait([working, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if working.done():
+        return working.result()
+    working.cancel()
+    ended = next(t for t in tasks if t.done())
+    raise RuntimeError(f"cxbot's {ended.get_name()} task ended during the run: {ended!r}")
+
+
+async def run_one(run: Run, bot: BotUnderTest, args: argparse.Namespace) -> Run:
+    """Start a driver and the bot, run every customer, and measure the bot over that window."""
+    driver = await Driver.start(
+        customers=args.customers,
+        concurrency=args.concurrency,
+        first_chat=10_000_000 * run.number,  # fresh chat ids in every run
+    )
+    try:
+        try:
+            await bot.start(driver.base_url, driver.token)
+            await asyncio.sleep(SETTLE_SECONDS)
+            lag = LoopLag()
+            if bot.sql is not None:
+                bot.sql.start()
+            lag.start()
+            cpu = time.process_time()
+            result = await _unless_a_task_ends(driver.run_customers(), bot.tasks)
+            run.cpu_seconds = time.process_time() - cpu
+            run.lags = await lag.stop()
+            if bot.sql is not None:
+                run.sql_by_part = dict(bot.sql.by_part)
+                run.turns = bot.sql.turns
+                run.turn_statements = bot.sql.turn_statements
+                run.idle_claim_statements = bot.sql.idle_claim_statements
+        finally:
+            await bot.stop()
+    finally:
+        await driver.close()
+    run.updates = int(result["updates"])
+    run.seconds = float(result["seconds"])
+    run.latencies = [float(x) for x in result["latencies"]]
+    run.api_calls = sum(int(n) for n in result["api_calls"].values())
+    return run
+
+
+def schedule(args: argparse.Namespace, databases: list[str]) -> list[Run]:
+    """The runs in order: per round cxbot on SQLite, the baseline, cxbot on PostgreSQL."""
+    runs: list[Run] = []
+    for round_ in range(1, args.runs + 1):
+        kinds: list[tuple[str, str | None]] = []
+        if args.bots in ("both", "cxbot"):
+            kinds.append(("cxbot", databases[0]))
+        if args.bots in ("both", "baseline"):
+            kinds.append(("baseline", None))
+        if args.bots in ("both", "cxbot"):
+            kinds.extend(("cxbot", db) for db in databases[1:])
+        for bot, database in kinds:
+            runs.append(Run(number=len(runs) + 1, round=round_, bot=bot, database=database))
+    return runs
+
+
+async def run_all(args: argparse.Namespace, postgres: Postgres | None) -> list[Run]:
+    """Every scheduled run, one after the other; progress on standard error."""
+    attribute_sql_to_workers()
+    databases = ["SQLite"] + (["PostgreSQL"] if postgres is not None else [])
+    runs = schedule(args, databases)
+    for run in runs:
+        with tempfile.TemporaryDirectory(prefix="cxbot-bench-") as data_dir:
+            if run.bot == "baseline":
+                await run_one(run, Baseline(), args)
+            elif run.database == "PostgreSQL":
+                assert postgres is not None
+                with postgres.database(f"cxbot_bench_{os.getpid()}_{run.number}") as url:
+                    await run_one(run, Cxbot(data_dir=data_dir, database_url=url), args)
+            else:
+                await run_one(run, Cxbot(data_dir=data_dir, database_url=None), args)
+        print(
+            f"run {run.number}/{len(runs)}: {run.label}: {run.rate:.1f} updates/s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return runs
+
+
+# -- the report ------------------------------------------------------------------------------------
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -285,50 +545,132 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(results: list[Result], args: argparse.Namespace) -> str:
+_HEADS = {
+    "updates/s": "{:>10.1f}",
+    "CPU ms/upd": "{:>11.1f}",
+    "API/upd": "{:>8.2f}",
+    "SQL/upd": "{:>8.1f}",
+    "SQL/turn": "{:>9.1f}",
+    "lag p50": "{:>8.1f}",
+    "lag p99": "{:>8.1f}",
+    "p50 ms": "{:>8.1f}",
+    "p99 ms": "{:>8.1f}",
+}
+
+
+def _row(first: str, label: str, updates: str, figures: dict[str, float | None]) -> str:
+    cells = []
+    for head, fmt in _HEADS.items():
+        value = figures[head]
+        width = int(fmt[3:].split(".")[0])
+        cells.append("–".rjust(width) if value is None else fmt.format(value))
+    return f"{first:<7}{label:<22}{updates:>8}" + "".join(cells)
+
+
+def _median_figures(runs: list[Run]) -> dict[str, float | None]:
+    per_run = [r.columns() for r in runs]
+    figures: dict[str, float | None] = {}
+    for head in _HEADS:
+        values = [c[head] for c in per_run if c[head] is not None]
+        figures[head] = statistics.median(values) if values else None  # type: ignore[type-var]
+    return figures
+
+
+def report(runs: list[Run], args: argparse.Namespace, notes: list[str], seconds: float) -> str:
+    """The table: one row per run, the medians per bot, the SQL split, and the ratios."""
+    rounds = max((r.round for r in runs), default=0)
     lines = [
         f"Telegram bench: {args.customers} customers × {len(SCRIPT)} updates, "
-        f"{args.concurrency} customers at a time, long polling a loopback fake Bot API "
-        f"({os.cpu_count()} CPUs, Python {sys.version.split()[0]})",
-        f"{'bot':<34}{'updates':>8}{'seconds':>9}{'updates/s':>11}"
-        f"{'CPU ms/upd':>11}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}",
+        f"{args.concurrency} at a time, long polling a loopback fake Bot API",
+        f"(the fake and the customers in a process of their own; {os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]})",
+        *notes,
+        "",
+        f"{'run':<7}{'bot':<22}{'updates':>8}"
+        + "".join(h.rjust(int(f[3:].split(".")[0])) for h, f in _HEADS.items()),
     ]
-    for r in results:
-        ms = [x * 1000 for x in r.latencies]
+    for r in runs:
+        lines.append(_row(f"{r.round}.{r.number}", r.label, str(r.updates), r.columns()))
+    labels = list(dict.fromkeys(r.label for r in runs))
+    lines.append("")
+    for label in labels:
+        mine = [r for r in runs if r.label == label]
+        lines.append(_row("median", label, f"×{len(mine)}", _median_figures(mine)))
+    for label in labels:
+        mine = [r for r in runs if r.label == label and r.sql_by_part is not None]
+        if not mine:
+            continue
+
+        def per_update(part: str, runs_: list[Run] = mine) -> float:
+            return statistics.median((r.sql_by_part or {}).get(part, 0) / r.updates for r in runs_)
+
+        idle = statistics.median(r.idle_claim_statements / r.updates for r in mine)
         lines.append(
-            f"{r.name:<34}{r.updates:>8}{r.seconds:>9.2f}{r.updates / r.seconds:>11.0f}"
-            f"{r.cpu_seconds * 1000 / r.updates:>11.1f}"
-            f"{statistics.median(ms):>9.1f}{_percentile(ms, 0.99):>9.1f}{max(ms):>9.1f}"
+            f"SQL/upd of {label} (medians): turns {per_update('turn') - idle:.1f}, idle claims "
+            f"{idle:.1f}, inbox recording {per_update('record'):.1f}, delivery "
+            f"{per_update('delivery'):.1f}, other {per_update('other'):.1f}"
         )
-    cxbot, baseline = results[0], results[-1]
-    ratio = (cxbot.updates / cxbot.seconds) / (baseline.updates / baseline.seconds)
-    lines.append(f"cxbot / baseline updates/s: {ratio:.2f}")
+    baselines = {r.round: r for r in runs if r.bot == "baseline"}
+    for database, target in TARGETS.items():
+        pairs = [
+            r.rate / baselines[r.round].rate
+            for r in runs
+            if r.bot == "cxbot" and r.database == database and r.round in baselines
+        ]
+        if not pairs:
+            continue
+        ratio = statistics.median(pairs)
+        verdict = "met" if ratio >= target else "not met"
+        lines.append(
+            f"cxbot / baseline updates/s on {database + ':':<12}{ratio:.2f}  "
+            f"(rounds: {', '.join(f'{p:.2f}' for p in pairs)}; target ≥ {target}: {verdict})"
+        )
+    lines.append(
+        f"{len(runs)} runs ({rounds} round{'s' if rounds != 1 else ''} of "
+        f"{', '.join(dict.fromkeys(r.label for r in runs))}) in {seconds:.0f} s"
+    )
     return "\n".join(lines)
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    os.environ.setdefault("PTB_TIMEDELTA", "true")
-    with FakeTelegramAPI(max_poll_wait=1.0) as fake, tempfile.TemporaryDirectory() as data:
-        replies = Replies(fake, asyncio.get_running_loop())
-        results = []
-        if args.bots in ("both", "cxbot"):
-            results.append(await run_cxbot(fake, replies, args, data))
-        if args.bots in ("both", "baseline"):
-            results.append(await run_baseline(fake, replies, args))
-    print(report(results, args))
+def _postgres(args: argparse.Namespace, notes: list[str]) -> Postgres | None:
+    """The PostgreSQL server to run cxbot on, if any (a note says why not)."""
+    if args.sqlite_only or args.bots == "baseline":
+        return None
+    postgres = Postgres(args.database_url or DEFAULT_POSTGRES)
+    why = postgres.unreachable()
+    if why is None:
+        notes.append(f"PostgreSQL: {postgres.shown} (a fresh database per run)")
+        return postgres
+    if args.database_url:
+        raise SystemExit(f"--database-url: PostgreSQL at {postgres.shown} does not answer: {why}")
+    notes.append(f"PostgreSQL: skipped, {postgres.shown} does not answer ({why})")
+    return None
 
 
-def main() -> None:
-    """Parse the options, run both bots, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--database-url", default="", help="default: SQLite in a temp folder")
+def main(argv: list[str] | None = None) -> None:
+    """Parse the options, run the rounds, print the table."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--customers", type=int, default=300, help="surveys per run (300)")
+    parser.add_argument("--concurrency", type=int, default=50, help="customers at a time (50)")
+    parser.add_argument("--runs", type=int, default=2, help="rounds of runs (2: A B A B)")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help=f"PostgreSQL server for cxbot's runs (default {DEFAULT_POSTGRES}, when it answers)",
+    )
+    parser.add_argument("--sqlite-only", action="store_true", help="no PostgreSQL runs")
     parser.add_argument("--bots", choices=["both", "cxbot", "baseline"], default="both")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.customers < 1 or args.concurrency < 1 or args.runs < 1:
+        parser.error("--customers, --concurrency and --runs must be at least 1")
     logging.basicConfig(level=logging.WARNING)
     warnings.simplefilter("ignore")  # PTB's per_message advice for the baseline's handler
-    asyncio.run(main_async(args))
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    notes: list[str] = []
+    postgres = _postgres(args, notes)
+    started = time.perf_counter()
+    runs = asyncio.run(run_all(args, postgres))
+    print(report(runs, args, notes, time.perf_counter() - started))
 
 
 if __name__ == "__main__":

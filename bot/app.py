@@ -9,6 +9,7 @@ from pathlib import Path
 from bot.config import Settings, load_settings
 from bot.engine import Engine
 from bot.flow_catalog import FlowCatalog
+from bot.invitations.touchpoints import check_touchpoint_flows
 from storage.database import Database, open_database
 
 
@@ -30,6 +31,7 @@ def build_app(settings: Settings) -> App:
     """Load the flows first (a broken flow file stops start-up), then open and migrate the DB."""
     catalog = FlowCatalog.load(settings.flows.dirs)
     catalog.get(settings.flows.default)  # the default flow must exist
+    check_touchpoint_flows(settings, catalog)  # and those of [touchpoints.NAME]
     db = open_database(settings.database_url, echo=settings.database.echo)
     return App(
         settings=settings,

@@ -50,6 +50,11 @@ def add_channel_commands(
         default=[],
         help="interaction details for the flow's texts, e.g. ticket_id=T-42",
     )
+    invite.add_argument(
+        "--touchpoint",
+        metavar="NAME",
+        help="what happened (purchase, refund, … or one of [touchpoints]): its flow and rules",
+    )
     telegram = sub.add_parser("telegram", parents=[common], help="Telegram helpers")
     telegram_sub = telegram.add_subparsers(dest="telegram_command", required=True, metavar="ACTION")
     link = telegram_sub.add_parser(
@@ -101,13 +106,19 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def invite_command(args: argparse.Namespace) -> int:
     """`cxbot invite`: print what happened; exit 0 sent, 3 withheld by a rule, 4 unreachable."""
-    from bot.invitations import invite_on_slack, invite_on_telegram
+    from bot.invitations.command import invite_on_slack, invite_on_telegram
 
     app = build_app(_settings(args))
     inviter = invite_on_slack if args.channel == "slack" else invite_on_telegram
     try:
         result = asyncio.run(
-            inviter(app, user_id=args.user, flow_id=args.flow, context=dict(args.context))
+            inviter(
+                app,
+                user_id=args.user,
+                flow_id=args.flow,
+                context=dict(args.context),
+                touchpoint=args.touchpoint,
+            )
         )
     finally:
         app.close()

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.api_commands import add_api_commands, apikeys_command, suppress_command
 from bot.app import App, build_app, command_settings
 from bot.channel_commands import (
     add_channel_commands,
@@ -27,7 +28,7 @@ from bot.metrics import build_report, format_report
 from bot.sentiment_worker import SentimentWorker
 from storage.database import transaction
 from storage.errors import StorageError
-from storage.reports import score_answers
+from storage.reports import late_comment_count, score_answers
 from web.errors import WebServerError
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
         "score", parents=[common], help="label every stored text answer not labelled yet"
     )
     add_channel_commands(sub, common, _key_value)
+    add_api_commands(sub, common)
     return parser
 
 
@@ -165,9 +167,10 @@ def _report(args: argparse.Namespace) -> int:
     try:
         with transaction(app.db) as session:
             rows = score_answers(session, flow_id=args.flow, channel=args.channel)
+            late = late_comment_count(session, flow_id=args.flow, channel=args.channel)
     finally:
         app.close()
-    report = build_report(rows)
+    report = build_report(rows, late_comments=late)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -200,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handlers = {"chat": _chat, "report": _report, "flows": _flows, "nlp": nlp_command}
     handlers.update(serve=serve_command, invite=invite_command, telegram=telegram_command)
+    handlers.update(apikeys=apikeys_command, suppress=suppress_command)
     try:
         return handlers[args.command](args)
     except USER_ERRORS as exc:

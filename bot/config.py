@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from bot.errors import ConfigError
+from bot.webhook_settings import WebhookEndpoint, check_unique_names, merge_webhook_env
 
 ENV_PREFIX = "CXBOT_"
 CONFIG_ENV = "CXBOT_CONFIG"
@@ -341,6 +342,27 @@ class TouchpointSettings(_Section):
     _quiet_hours = field_validator("quiet_hours")(_check_quiet_hours)
 
 
+class ReminderSettings(_Section):
+    """Reminders for surveys left unanswered, and when an unfinished survey closes.
+
+    Applies to surveys on Telegram and Slack (the console has no background sends). Quiet
+    hours and the default time zone are those of `[invitations]`.
+    """
+
+    # Reminders per survey (not per question); 0 turns reminders off.
+    count: Annotated[int, Field(ge=0, le=10)] = 1
+    # Hours of silence after the bot last asked a question before the first reminder.
+    after_hours: Annotated[float, Field(gt=0.0, le=8760.0)] = 24.0
+    # Hours between one reminder and the next (with count > 1).
+    spacing_hours: Annotated[float, Field(gt=0.0, le=8760.0)] = 24.0
+    # Hours after its start when an unfinished survey closes (expired); 0: never.
+    expire_after_hours: Annotated[float, Field(ge=0.0, le=8760.0)] = 72.0
+    # How often the worker of `cxbot serve` looks for due reminders and expiries.
+    poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 60.0
+    # Surveys handled per pass (one transaction each) before the worker looks again.
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
 class DeliverySettings(_Section):
     """The outbox's delivery worker (`bot.delivery`)."""
 
@@ -369,6 +391,15 @@ class Settings(_Section):
     # Touchpoints beyond the built-in ones, and the built-ins' flows and rules.
     touchpoints: dict[str, TouchpointSettings] = Field(default_factory=dict)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    reminders: ReminderSettings = Field(default_factory=ReminderSettings)
+    # [[webhooks]]: endpoints told when a response completes or is flagged (bot/webhook_events).
+    webhooks: list[WebhookEndpoint] = Field(default_factory=list)
+
+    @field_validator("webhooks")
+    @classmethod
+    def _check_webhook_names(cls, value: list[WebhookEndpoint]) -> list[WebhookEndpoint]:
+        check_unique_names(value)
+        return value
 
     @field_validator("touchpoints")
     @classmethod
@@ -419,6 +450,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, str], tuple[st
     return found
 
 
+def _endpoint_label(data: dict[str, Any], index: int) -> str:
+    """How an error names the `index`-th webhook endpoint: its name, else its position."""
+    name = data["webhooks"][index].get("name")
+    return repr(name) if isinstance(name, str) and name else f"#{index + 1}"
+
+
 def _coerce_env(value: str, field_annotation: Any) -> Any:
     """Environment values are strings; lists are comma-separated, the rest pydantic coerces."""
     if "list" in str(field_annotation):
@@ -450,7 +487,11 @@ def load_settings(
                 source[(section, key)] = where_file
 
     sections = Settings.model_fields
+    webhook_env: list[tuple[str, str, str]] = []
     for (section, key), (var, value) in _env_overrides(env).items():
+        if section == "webhooks":  # a list of tables: CXBOT_WEBHOOKS__<NAME>__<KEY>
+            webhook_env.append((key, var, value))
+            continue
         if section not in sections:
             raise ConfigError(
                 f"environment variable {var}: unknown section [{section}]; "
@@ -465,6 +506,11 @@ def load_settings(
             )
         data.setdefault(section, {})[key] = _coerce_env(value, fields[key].annotation)
         source[(section, key)] = f"environment variable {var}"
+    webhook_source: dict[tuple[int, str], str] = {}
+    if "webhooks" in data or webhook_env:
+        data["webhooks"], webhook_source = merge_webhook_env(
+            data.get("webhooks"), webhook_env, where_file
+        )
 
     try:
         return Settings.model_validate(data)
@@ -476,6 +522,12 @@ def load_settings(
             key = loc[1] if len(loc) > 1 else ""
             origin = source.get((section, key), where_file)
             name = f"[{section}] {'.'.join(loc[1:])}" if key else f"[{section}]"
+            if section == "webhooks" and key.isdigit():
+                field = loc[2] if len(loc) > 2 else ""
+                origin = webhook_source.get((int(key), field), where_file)
+                name = f"[[webhooks]] {_endpoint_label(data, int(key))} {'.'.join(loc[2:])}"
+                if err["type"] == "missing":
+                    err["msg"] = "required in each [[webhooks]] table (or from the environment)"
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key" if key else "unknown section"

@@ -12,6 +12,9 @@ sends it through the channel's `ChannelSender` outside any transaction, and reco
   again instead of their message being taken as its answer.
 
 Button answers and closing old buttons are cosmetic: one that fails is logged and dropped.
+Events for other systems (`event` rows, `bot.webhook_events`) are treated like messages —
+retried, then given up into a delivery failure — and a `DeliveryRefusedError` (a webhook's 4xx)
+gives one up at once; they go to a sender that is also an `EventSender`.
 
 **The one window for a repeat.** A message sent whose result was not yet recorded when the
 process died is sent again after the restart (its claim is released once the dead process is
@@ -31,10 +34,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.errors import DeliveryError, RateLimitedError, RecipientUnreachableError
-from bot.messages import ChannelSender, SentRef
+from bot.errors import (
+    DeliveryError,
+    DeliveryRefusedError,
+    RateLimitedError,
+    RecipientUnreachableError,
+)
+from bot.messages import ChannelSender, EventSender, SentRef
 from bot.turn_outbox import message_from_body
 from bot.waiting import wait_for_event
+from bot.webhook_events import event_from_body
 from storage import conversations as conv_q
 from storage import customers as cust_q
 from storage import outbox as out_q
@@ -43,6 +52,9 @@ from storage.outbox import ClaimedMessage
 from storage.review_queue import add_delivery_failure
 
 log = logging.getLogger(__name__)
+
+# Kinds whose loss matters: retried, and kept as a delivery failure when given up.
+_RECORDED_KINDS = frozenset({out_q.KIND_MESSAGE, out_q.KIND_EVENT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +339,7 @@ class DeliveryWorker:
     @staticmethod
     def _give_up(session: Session, row: ClaimedMessage, error: str, *, unreachable: bool) -> None:
         out_q.record_failed(session, message_id=_id(row), error=error)
-        if row.kind != out_q.KIND_MESSAGE:
+        if row.kind not in _RECORDED_KINDS:
             return  # cosmetic: a button answer or an old keyboard
         add_delivery_failure(
             session,
@@ -354,11 +366,13 @@ class DeliveryWorker:
 
     async def _attempt(self, claimed: _Claimed) -> _Attempt:
         row = claimed.row
-        cosmetic = row.kind != out_q.KIND_MESSAGE
+        cosmetic = row.kind not in _RECORDED_KINDS
         try:
             sent = await self._send(claimed)
         except RecipientUnreachableError as exc:
             return self._failed(claimed, str(exc), unreachable=True)
+        except DeliveryRefusedError as exc:
+            return self._failed(claimed, str(exc), unreachable=False)
         except RateLimitedError as exc:
             if cosmetic:
                 return self._failed(claimed, str(exc), unreachable=False)
@@ -377,7 +391,7 @@ class DeliveryWorker:
     @staticmethod
     def _failed(claimed: _Claimed, error: str, *, unreachable: bool) -> _Attempt:
         row = claimed.row
-        if row.kind == out_q.KIND_MESSAGE:
+        if row.kind in _RECORDED_KINDS:
             log.error("gave up sending outbox message %s to %s: %s", row.id, row.lane, error)
             return _Attempt(claimed, "failed", error=error, unreachable=unreachable)
         log.info("dropped outbox %s %s for %s: %s", row.kind, row.id, row.lane, error)
@@ -396,6 +410,11 @@ class DeliveryWorker:
                 chat=body.get("chat"),
                 text=body.get("text"),
             )
+            return None
+        if row.kind == out_q.KIND_EVENT:
+            if not isinstance(sender, EventSender):
+                raise DeliveryRefusedError(f"the {row.channel} sender cannot deliver events")
+            await sender.send_event(event_from_body(body))
             return None
         if row.kind == out_q.KIND_CLOSE:
             if claimed.ref is not None:

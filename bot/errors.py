@@ -56,3 +56,8 @@ class RateLimitedError(DeliveryError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DeliveryRefusedError(DeliveryError):
+    """The recipient refused this one delivery for good (a webhook's 4xx): it is given up at
+    once and recorded, without retries, while later deliveries to the recipient go on."""

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class MessageKind(StrEnum):
@@ -177,6 +177,24 @@ class ChannelSender(Protocol):
         self, *, user_id: str, query_id: str | None, chat: str | None, text: str | None
     ) -> None:
         """Acknowledge a pressed button (stop its spinner), with a short notice if `text`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """An event for another system (a configured webhook endpoint), as the outbox keeps it."""
+
+    endpoint: str  # the configured endpoint's name
+    event_id: str  # the same on every retry (`webhook-id`), so receivers can drop repeats
+    payload: dict[str, Any]  # {"type", "timestamp", "data"}
+
+
+@runtime_checkable
+class EventSender(Protocol):
+    """A sender that also delivers events (webhooks); raises bot.errors' delivery errors."""
+
+    async def send_event(self, event: OutgoingEvent) -> None:
+        """Deliver one event to its endpoint."""
         ...
 
 

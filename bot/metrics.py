@@ -106,6 +106,8 @@ class Report:
     overall: Summary
     by_flow: dict[str, Summary]
     by_channel: dict[str, Summary]
+    # Comments written after a survey's thanks or after it expired: kept, never scored.
+    late_comments: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The `cxbot report --json` object: overall keys at the top level."""
@@ -113,11 +115,12 @@ class Report:
             **self.overall.to_dict(),
             "by_flow": {k: v.to_dict() for k, v in self.by_flow.items()},
             "by_channel": {k: v.to_dict() for k, v in self.by_channel.items()},
+            "late_comments": self.late_comments,
         }
 
 
-def build_report(rows: Iterable[ScoreRow]) -> Report:
-    """Group the answers and summarise each group."""
+def build_report(rows: Iterable[ScoreRow], *, late_comments: int = 0) -> Report:
+    """Group the answers and summarise each group (`late_comments`: how many are stored)."""
     all_rows = list(rows)
     flows: dict[str, list[ScoreRow]] = defaultdict(list)
     channels: dict[str, list[ScoreRow]] = defaultdict(list)
@@ -128,6 +131,7 @@ def build_report(rows: Iterable[ScoreRow]) -> Report:
         overall=summarize(all_rows),
         by_flow={k: summarize(v) for k, v in sorted(flows.items())},
         by_channel={k: summarize(v) for k, v in sorted(channels.items())},
+        late_comments=late_comments,
     )
 
 
@@ -153,4 +157,9 @@ def format_report(report: Report) -> str:
         f"\nNPS: {o.promoters} promoters, {o.passives} passives, {o.detractors} detractors. "
         "CES on a 1–7 scale (higher = easier). CSAT = % of 4–5 answers."
     )
+    if report.late_comments:
+        lines.append(
+            f"Late comments (after the thanks or after a survey closed, not scored): "
+            f"{report.late_comments}."
+        )
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from bot.config import SentimentSettings, Settings
 from bot.flags import sentiment_flags
 from bot.waiting import wait_for_event
+from bot.webhook_events import WebhookEvents
 from nlp.classifier import SentimentClassifier
 from nlp.errors import NlpError
 from storage.conversations import conversation_answers
@@ -73,6 +74,7 @@ class SentimentWorker:
         self._wake = asyncio.Event()
         self._retry_at = 0.0
         self._retry_delay = FIRST_RETRY_SECONDS
+        self._webhooks = WebhookEvents(settings.webhooks)
         self.load_error: str | None = None
 
     def nudge(self) -> None:
@@ -188,5 +190,6 @@ class SentimentWorker:
         )
         if not reasons:
             return False
-        flag_labelled_answer(session, item=item, reasons=reasons)
+        review = flag_labelled_answer(session, item=item, reasons=reasons)
+        self._webhooks.flagged(session, review=review, reasons=reasons)
         return True

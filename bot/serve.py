@@ -33,10 +33,13 @@ from bot.delivery import DeliveryWorker
 from bot.errors import CxbotError
 from bot.housekeeping import run_housekeeping
 from bot.inbox import Inbox, InboxWorker, Translator
+from bot.invitations.serving import plan_invitations
 from bot.messages import ChannelSender
+from bot.reminders import build_reminder_worker
 from bot.sentiment_worker import SentimentWorker
+from bot.webhook_serve import plan_webhooks
 from storage.database import ping
-from web.server import Route, WebServer, build_web_app, telegram_webhook_route
+from web.server import Mount, Route, WebServer, build_web_app, telegram_webhook_route
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class Plan:
 
     services: list[Service] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)  # the REST API under /api/v1
     channels: list[str] = field(default_factory=list)
     # e.g. Telegram polling, Slack's alert poster, the inbox and delivery workers
     tasks: list[BackgroundTask] = field(default_factory=list)
@@ -103,6 +107,27 @@ def plan_channels(app: App, inbox: Inbox | None = None) -> Plan:
         plan.delivery = delivery
         plan.tasks.append(BackgroundTask(name="inbox", run=worker.run))
         plan.tasks.append(BackgroundTask(name="delivery", run=delivery.run))
+        reminders = build_reminder_worker(
+            settings=app.settings,
+            db=app.db,
+            engine=app.engine,
+            channels=tuple(plan.senders),
+            on_queued=delivery.nudge,
+        )
+        if reminders is not None:  # [reminders]: reminders and expiry of open surveys
+            plan.tasks.append(BackgroundTask(name="reminders", run=reminders.run))
+    invitations = plan_invitations(  # the REST API, and the scheduler of its invitations
+        app,
+        channels=tuple(plan.senders),
+        on_queued=lambda: plan.delivery.nudge() if plan.delivery is not None else None,
+    )
+    plan.mounts.append(invitations.mount)
+    if invitations.scheduler is not None:
+        plan.tasks.append(BackgroundTask(name="invitations", run=invitations.scheduler.run))
+    webhooks = plan_webhooks(app)  # [[webhooks]]: events have a delivery worker of their own
+    if webhooks is not None:
+        plan.channels.append("webhooks")
+        plan.tasks.append(BackgroundTask(name="webhooks", run=webhooks.run))
     return plan
 
 
@@ -196,6 +221,7 @@ async def serve(
     web = WebServer(
         build_web_app(
             routes=[*plan.routes, *routes],
+            mounts=plan.mounts,
             health_checks={"database": database},
             info={"channels": plan.channels},
         ),

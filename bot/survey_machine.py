@@ -6,8 +6,8 @@ for the reader, the states it can lead to. The engine performs the action and no
 this table is the whole conversation logic; what an action does in detail (parsing, branching,
 flags) lives in the engine and the modules it calls. The model is python-telegram-bot's
 `ConversationHandler`: START and BEGIN are its entry points, ASKING and UNDELIVERED the states
-while a survey is open, and NO_SURVEY, FINISHED and OPTED_OUT are where a survey has ENDed
-(`ConversationHandler.END`): from there only START or BEGIN opens one again.
+while a survey is open, and NO_SURVEY, FINISHED, EXPIRED and OPTED_OUT are where a survey has
+ENDed (`ConversationHandler.END`): from there only START or BEGIN opens one again.
 
 States (what the engine reads at the start of a turn; the first that applies):
 
@@ -17,6 +17,8 @@ States (what the engine reads at the start of a turn; the first that applies):
 - ASKING: a survey is open at its current question.
 - OPTED_OUT: no survey is open and the customer said stop (`customer.opted_out_at`).
 - FINISHED: no survey is open and the customer's latest survey was completed (thanks said).
+- EXPIRED: no survey is open and the customer's latest survey closed unfinished: the reminder
+  worker (`bot.reminders`) expired it `[reminders] expire_after_hours` after it started.
 - NO_SURVEY: no survey is open (never surveyed, or the latest one was stopped or replaced).
 
 Inputs:
@@ -48,6 +50,10 @@ Actions:
 - unsupported_and_ask / unsupported: "text and buttons only" (then the current question again).
 - late_comment: typed text is kept as a `_late_comment` answer of the finished survey (keyword
   flags apply) and acknowledged; a message without text (a button) hears "no survey open".
+- late_reply: "this survey has closed — thanks, we kept your note": the typed text, or the
+  label of a button pressed on the expired survey's keyboard, is kept as a `_late_comment` of
+  the expired survey (a late comment, never an answer; keyword flags apply); a message with
+  neither hears "no survey open".
 - no_survey: "no survey open; send start".
 - still_opted_out: "you have unsubscribed; send start to give feedback again".
 
@@ -71,6 +77,14 @@ The table (`render_table()` writes it; a test keeps this copy in step):
 | FINISHED | ANSWER | late_comment | FINISHED |
 | FINISHED | BUTTON | late_comment | FINISHED |
 | FINISHED | UNSUPPORTED | unsupported | FINISHED |
+| EXPIRED | START | start | ASKING |
+| EXPIRED | BEGIN | begin | ASKING |
+| EXPIRED | STOP | opt_out | OPTED_OUT |
+| EXPIRED | HELP | help_and_no_survey | EXPIRED |
+| EXPIRED | SKIP | no_survey | EXPIRED |
+| EXPIRED | ANSWER | late_reply | EXPIRED |
+| EXPIRED | BUTTON | late_reply | EXPIRED |
+| EXPIRED | UNSUPPORTED | unsupported | EXPIRED |
 | OPTED_OUT | START | start | ASKING |
 | OPTED_OUT | BEGIN | still_opted_out | OPTED_OUT |
 | OPTED_OUT | STOP | opt_out | OPTED_OUT |
@@ -97,8 +111,9 @@ The table (`render_table()` writes it; a test keeps this copy in step):
 | UNDELIVERED | UNSUPPORTED | unsupported_and_ask | ASKING |
 
 A button in UNDELIVERED is an answer: the customer pressed it on a question they did see (a
-button of an earlier question gets the current one again). This module is pure: it reads no
-storage and sends nothing.
+button of an earlier question gets the current one again). An open survey becomes EXPIRED
+without a turn: the reminder worker closes it when its time is up. This module is pure: it
+reads no storage and sends nothing.
 """
 
 from __future__ import annotations
@@ -117,6 +132,7 @@ class State(StrEnum):
 
     NO_SURVEY = "no_survey"
     FINISHED = "finished"
+    EXPIRED = "expired"
     OPTED_OUT = "opted_out"
     ASKING = "asking"
     UNDELIVERED = "undelivered"
@@ -150,6 +166,7 @@ class Action(StrEnum):
     UNSUPPORTED_AND_ASK = "unsupported_and_ask"
     UNSUPPORTED = "unsupported"
     LATE_COMMENT = "late_comment"
+    LATE_REPLY = "late_reply"
     NO_SURVEY = "no_survey"
     STILL_OPTED_OUT = "still_opted_out"
 
@@ -184,6 +201,15 @@ TABLE: tuple[Row, ...] = (
     Row(State.FINISHED, Input.ANSWER, Action.LATE_COMMENT, (State.FINISHED,)),
     Row(State.FINISHED, Input.BUTTON, Action.LATE_COMMENT, (State.FINISHED,)),
     Row(State.FINISHED, Input.UNSUPPORTED, Action.UNSUPPORTED, (State.FINISHED,)),
+    # Closed unfinished (expired): a reply is kept as a late comment, with "this survey has closed".
+    Row(State.EXPIRED, Input.START, Action.START, (State.ASKING,)),
+    Row(State.EXPIRED, Input.BEGIN, Action.BEGIN, (State.ASKING,)),
+    Row(State.EXPIRED, Input.STOP, Action.OPT_OUT, (State.OPTED_OUT,)),
+    Row(State.EXPIRED, Input.HELP, Action.HELP_AND_NO_SURVEY, (State.EXPIRED,)),
+    Row(State.EXPIRED, Input.SKIP, Action.NO_SURVEY, (State.EXPIRED,)),
+    Row(State.EXPIRED, Input.ANSWER, Action.LATE_REPLY, (State.EXPIRED,)),
+    Row(State.EXPIRED, Input.BUTTON, Action.LATE_REPLY, (State.EXPIRED,)),
+    Row(State.EXPIRED, Input.UNSUPPORTED, Action.UNSUPPORTED, (State.EXPIRED,)),
     # Opted out: only the customer's own START opts them back in.
     Row(State.OPTED_OUT, Input.START, Action.START, (State.ASKING,)),
     Row(State.OPTED_OUT, Input.BEGIN, Action.STILL_OPTED_OUT, (State.OPTED_OUT,)),
@@ -239,14 +265,21 @@ def row_for(state: State, received: Input) -> Row:
 
 
 def classify_state(
-    *, survey_open: bool, undelivered: bool, opted_out: bool, last_completed: bool
+    *,
+    survey_open: bool,
+    undelivered: bool,
+    opted_out: bool,
+    last_completed: bool,
+    last_expired: bool = False,
 ) -> State:
     """The customer's state from what the engine read: an open survey (and whether its last
-    message was undelivered), the opt-out, whether the latest survey was completed."""
+    message was undelivered), the opt-out, whether the latest survey was completed or expired."""
     if survey_open:
         return State.UNDELIVERED if undelivered else State.ASKING
     if opted_out:
         return State.OPTED_OUT
+    if last_expired:
+        return State.EXPIRED
     return State.FINISHED if last_completed else State.NO_SURVEY
 
 
@@ -284,6 +317,7 @@ def classify(
     undelivered: bool,
     opted_out: bool,
     last_completed: bool,
+    last_expired: bool = False,
 ) -> tuple[State, Input]:
     """A turn as the table sees it: (`classify_state`, `classify_input`)."""
     state = classify_state(
@@ -291,6 +325,7 @@ def classify(
         undelivered=undelivered,
         opted_out=opted_out,
         last_completed=last_completed,
+        last_expired=last_expired,
     )
     return state, classify_input(kind, text, proactive=proactive)
 

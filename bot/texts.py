@@ -39,6 +39,8 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "already_answered": "Already answered: {label}",
         "closed": "This question is closed; please use the latest message.",
         "bad_link": "Sorry, that link is not valid any more, so here is our general survey.",
+        "reminder": "Reminder: {question}",
+        "expired": "This survey has closed — thanks, we kept your note.",
     },
     "es": {
         "hint_empty": "Por favor, escribe una respuesta.",
@@ -72,6 +74,8 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "already_answered": "Ya respondiste: {label}",
         "closed": "Esta pregunta ya está cerrada; usa el último mensaje.",
         "bad_link": "Lo siento, ese enlace ya no es válido; esta es nuestra encuesta general.",
+        "reminder": "Recordatorio: {question}",
+        "expired": "Esta encuesta ya está cerrada. Gracias, hemos guardado tu comentario.",
     },
 }
 

@@ -107,8 +107,10 @@ def add_answer(
     scale: tuple[int, int] | None = None,
     skipped: bool = False,
     truncated: bool = False,
+    late: bool = False,
 ) -> Answer:
-    """Store one answer under the conversation's flow id and version."""
+    """Store one answer under the conversation's flow id and version (`late`: a late comment,
+    written after the thanks or after the survey expired)."""
     assert conversation.id is not None
     answer = Answer(
         conversation_id=conversation.id,
@@ -125,6 +127,7 @@ def add_answer(
         scale_max=scale[1] if scale else None,
         skipped=skipped,
         truncated=truncated,
+        late=late,
     )
     session.add(answer)
     session.flush()

@@ -29,6 +29,8 @@ _TABLE = OutboxMessage.__table__  # type: ignore[attr-defined]
 KIND_MESSAGE = "message"
 KIND_CLOSE = "close"
 KIND_BUTTON = "button"
+# An event for another system (a webhook); its lane is `webhook:<endpoint>:<conversation>`.
+KIND_EVENT = "event"
 
 
 def lane_of(channel: str, recipient: str) -> str:

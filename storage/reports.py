@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from storage.tables import Answer
 
@@ -31,6 +31,7 @@ def score_answers(
         col(Answer.question_type).in_(SCORE_TYPES),
         col(Answer.skipped).is_(False),
         col(Answer.value_int).is_not(None),
+        col(Answer.late).is_(False),  # a late comment is feedback, not an answer
     )
     if flow_id is not None:
         stmt = stmt.where(Answer.flow_id == flow_id)
@@ -48,3 +49,15 @@ def score_answers(
         for a in session.exec(stmt)
         if a.value_int is not None
     ]
+
+
+def late_comment_count(
+    session: Session, *, flow_id: str | None = None, channel: str | None = None
+) -> int:
+    """How many late comments are stored: written after a survey's thanks or after it expired."""
+    stmt = select(func.count()).select_from(Answer).where(col(Answer.late).is_(True))
+    if flow_id is not None:
+        stmt = stmt.where(Answer.flow_id == flow_id)
+    if channel is not None:
+        stmt = stmt.where(Answer.channel == channel)
+    return int(session.exec(stmt).one())

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.reviews import flag_for_review
-from storage.tables import Answer, Conversation, SentimentScore
+from storage.tables import Answer, Conversation, ReviewItem, SentimentScore
 
 TEXT_TYPE = "text"
 
@@ -118,11 +118,11 @@ def add_score_if_new(
 
 def flag_labelled_answer(
     session: Session, *, item: PendingText, reasons: list[dict[str, Any]]
-) -> None:
+) -> ReviewItem:
     """Open (or extend) the review item of the conversation that `item`'s answer belongs to."""
     conversation = session.get(Conversation, item.conversation_id)
     assert conversation is not None
-    flag_for_review(session, conversation=conversation, reasons=reasons)
+    return flag_for_review(session, conversation=conversation, reasons=reasons)
 
 
 def scores_for_answer(session: Session, *, answer_id: int) -> list[SentimentScore]:

@@ -22,6 +22,7 @@ class ConversationState(StrEnum):
     COMPLETED = "completed"
     ABANDONED = "abandoned"  # replaced by a newer survey before it was finished
     OPTED_OUT = "opted_out"  # the customer said stop during it
+    EXPIRED = "expired"  # closed unfinished after `expires_at`; later replies are late comments
 
 
 class ReviewStatus(StrEnum):
@@ -77,6 +78,19 @@ class Conversation(SQLModel, table=True):
             sqlite_where=text("state = 'active'"),
             postgresql_where=text("state = 'active'"),
         ),
+        # The reminder worker's claims look only at active surveys, by due time.
+        Index(
+            "ix_conversation_remind_due",
+            "remind_at",
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+        Index(
+            "ix_conversation_expiry_due",
+            "expires_at",
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -99,6 +113,11 @@ class Conversation(SQLModel, table=True):
     undelivered_at: datetime | None = None
     redeliver_at: datetime | None = Field(default=None, index=True)
     redeliver_attempts: int = 0
+    # Reminders (Telegram and Slack surveys): the next one is due at `remind_at` (None: no more),
+    # `reminders_sent` so far; at `expires_at` an unfinished survey closes (None: never).
+    remind_at: datetime | None = None
+    reminders_sent: int = 0
+    expires_at: datetime | None = None
 
 
 class Answer(SQLModel, table=True):
@@ -119,6 +138,9 @@ class Answer(SQLModel, table=True):
     scale_max: int | None = None
     skipped: bool = False
     truncated: bool = False
+    # A late comment: written after the survey's thanks or after it expired. Feedback, never
+    # an answer to a question (reports leave it out of the scores).
+    late: bool = False
     answered_at: datetime = Field(default_factory=utcnow, index=True)
 
 
@@ -250,7 +272,8 @@ class OutboxMessage(SQLModel, table=True):
 
     `kind`: `message` (a text, maybe with buttons), `close` (show the chosen answer on an
     earlier question and take its buttons away; `body.ref` is that question's row), `button`
-    (answer a pressed button: stop its spinner, maybe with a short notice). The delivery worker
+    (answer a pressed button: stop its spinner, maybe with a short notice), `event` (a webhook
+    event for another system: channel `webhook`, `bot.webhook_events`). The delivery worker
     sends the rows of one `lane` in id order, records the platform's ids, and retries with
     bounded backoff; `claimed_by` / `claimed_until` say which process is sending one now.
     """

@@ -43,13 +43,22 @@ class Route:
     methods: tuple[str, ...] = ("POST",)
 
 
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A whole application served under a path (the REST API under `/api/v1`)."""
+
+    path: str
+    app: FastAPI
+
+
 def build_web_app(
     *,
     routes: Sequence[Route] = (),
     health_checks: Mapping[str, HealthCheck] | None = None,
     info: Mapping[str, Any] | None = None,
+    mounts: Sequence[Mount] = (),
 ) -> FastAPI:
-    """A FastAPI app with `/healthz` and the given routes.
+    """A FastAPI app with `/healthz`, the given routes and the mounted applications.
 
     `/healthz` answers 200 `{"status": "ok", "checks": {name: "ok"}, **info}` when every check
     passes, else 503 with `"status": "unhealthy"` and the failing checks' errors.
@@ -76,6 +85,8 @@ def build_web_app(
         app.add_api_route(
             route.path, route.endpoint, methods=list(route.methods), include_in_schema=False
         )
+    for mount in mounts:
+        app.mount(mount.path, mount.app)
     return app
 
 

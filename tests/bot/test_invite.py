@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from adapters.telegram_links import decode_start_payload
 from bot.app import build_app
@@ -16,7 +16,7 @@ from bot.cli import main
 from bot.config import load_settings
 from bot.messages import IncomingMessage
 from storage.database import transaction
-from storage.tables import Conversation
+from storage.tables import Conversation, Invitation
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.telegram_setup import conversations, customer, keyboard
 
@@ -92,16 +92,19 @@ def test_a_customer_surveyed_recently_is_left_in_peace(
     assert code == 3
     assert out == (
         f"not sent: telegram user 42 was surveyed on {today}, within the quiet period "
-        "([invitations] quiet_days = 14)"
+        "([invitations] cooldown_days = 30)"
     )
     assert len(fake.sent(42)) == 2
 
     app = build_app(load_settings())
-    try:  # three weeks later
+    try:  # five weeks later
         with transaction(app.db) as s:
             for conv in s.exec(select(Conversation)):
-                conv.started_at = datetime.now(UTC) - timedelta(days=21)
+                conv.started_at = datetime.now(UTC) - timedelta(days=35)
                 s.add(conv)
+            for sent in s.exec(select(Invitation)):
+                sent.decided_at = datetime.now(UTC) - timedelta(days=35)
+                s.add(sent)
     finally:
         app.close()
     assert invite(cxbot, "42", "--context", "ticket=T-2")[0] == 0
@@ -192,3 +195,53 @@ def test_telegram_link_prints_a_deep_link(
     assert (code, out) == (0, "post_interaction") and "pass --bot" in err
     code, _, err = cxbot("telegram", "link", "--context", f"note={'x' * 80}")
     assert code == 1 and "Telegram allows 64" in err
+
+
+def invitations() -> list[tuple[str, str, str | None, str | None]]:
+    """(source, status, reason, touchpoint) of every stored invitation."""
+    app = build_app(load_settings())
+    try:
+        with transaction(app.db) as s:
+            rows = s.exec(select(Invitation).order_by(col(Invitation.id))).all()
+            return [(r.source, r.status, r.reason, r.touchpoint) for r in rows]
+    finally:
+        app.close()
+
+
+def test_invite_goes_through_the_invitation_rules_with_a_touchpoint(
+    cxbot: Run, fake: FakeTelegramAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[touchpoints.purchase]\nflow = "post_purchase"\n')
+    monkeypatch.setenv("CXBOT_CONFIG", str(config))
+    fake.known_chats.update({42, 43})
+    code, out, _ = invite(cxbot, "42", "--touchpoint", "purchase", "--context", "order_id=A-7")
+    assert (code, out) == (0, "sent: survey 'post_purchase' to telegram user 42 (2 message(s))")
+    assert cxbot("suppress", "add", "telegram:43")[0] == 0
+    code, out, _ = invite(cxbot, "43", "--touchpoint", "refund")
+    assert (code, out) == (3, "not sent: telegram user 43 is on the suppression list")
+    assert invitations() == [
+        ("cli", "sent", None, "purchase"),
+        ("cli", "withheld", "suppressed", "refund"),
+    ]
+    code, _, err = invite(cxbot, "42", "--touchpoint", "birthday")
+    assert code == 1 and "unknown touchpoint 'birthday'; known: first_visit" in err
+    assert len(fake.requests("sendMessage")) == 2
+
+
+def test_invite_inside_the_quiet_hours_is_scheduled_for_their_end(
+    cxbot: Run, fake: FakeTelegramAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    monkeypatch.setenv("CXBOT_INVITATIONS__QUIET_HOURS", f"{start:%H:%M}-{end:%H:%M}")
+    fake.known_chats.add(42)
+    code, out, _ = invite(cxbot)
+    assert code == 0
+    assert out.startswith(
+        f"scheduled: survey 'post_interaction' to telegram user 42 at {end:%Y-%m-%d %H:%M} UTC "
+        "(moved out of the quiet hours"
+    )
+    assert out.endswith("; `cxbot serve` sends it then")
+    assert fake.requests("sendMessage") == []
+    assert invitations() == [("cli", "scheduled", "quiet_hours", None)]

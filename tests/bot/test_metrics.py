@@ -44,7 +44,16 @@ def test_report_groups_by_flow_and_channel() -> None:
     assert report.by_flow["a"].nps.score == 100.0
     assert report.by_channel["slack"].nps.detractors == 1
     data = report.to_dict()
-    assert set(data) == {"nps", "ces", "csat", "by_flow", "by_channel"}
+    assert set(data) == {"nps", "ces", "csat", "by_flow", "by_channel", "late_comments"}
     assert data["csat"] == {"score": 100.0, "satisfied": 1, "n": 1}
     table = format_report(report)
     assert "flow: a" in table and "channel: telegram" in table
+
+
+def test_late_comments_are_counted_beside_the_scores_not_in_them() -> None:
+    report = build_report([row("nps", 10)], late_comments=2)
+    assert report.overall.nps.n == 1
+    assert report.to_dict()["late_comments"] == 2
+    assert "Late comments (after the thanks or after a survey closed, not scored): 2." in (
+        format_report(report)
+    )

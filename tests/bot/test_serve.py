@@ -240,3 +240,40 @@ def test_delivery_settings_reach_the_delivery_worker(tmp_path: Path) -> None:
             assert (worker.max_in_flight, worker.lease.total_seconds()) == (4, 300.0)
         finally:
             app.close()
+
+
+def test_the_reminder_worker_runs_beside_the_channels_unless_turned_off(tmp_path: Path) -> None:
+    from bot.serve import plan_channels
+
+    with FakeTelegramAPI() as fake:
+        for extra, expected in (
+            ({}, True),
+            ({"reminders__count": "0"}, True),  # surveys still expire
+            ({"reminders__count": "0", "reminders__expire_after_hours": "0"}, False),
+        ):
+            app = build_app(telegram_settings(fake, tmp_path, **extra))
+            try:
+                names = [t.name for t in plan_channels(app).tasks]
+                assert ("reminders" in names) == expected, extra
+            finally:
+                app.close()
+
+
+async def test_serve_sends_a_reminder_that_fell_due_while_it_was_down(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.engine import Engine
+
+    with FakeTelegramAPI() as fake:
+        fake.known_chats.add(42)
+        settings = telegram_settings(fake, tmp_path, server__port="0")
+        app = build_app(settings)
+        a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+        engine = Engine(db=app.db, catalog=app.catalog, settings=settings, clock=lambda: a_day_ago)
+        try:
+            await engine.begin(channel="telegram", user_id="42")  # asked 25 hours ago
+        finally:
+            app.close()
+        async with running(settings):
+            texts = await fake.wait_texts(42, 3)
+        assert texts[2].startswith("Reminder: How likely are you to recommend us")

@@ -17,6 +17,7 @@ from bot.survey_machine import TABLE, Action, Input, Row, State
 from bot.texts import bot_text
 from storage import conversations as conv_q
 from storage import customers as cust_q
+from storage import reminders as remind_q
 from storage.database import transaction
 from storage.tables import Answer, Conversation, ConversationState
 
@@ -77,6 +78,25 @@ EXPECTED: dict[tuple[State, Input], Outcome] = {
     ),
     (State.FINISHED, Input.UNSUPPORTED): Outcome(
         Action.UNSUPPORTED, [text("unsupported")], ["completed"]
+    ),
+    # The survey closed half-way (NPS answered): replies are late comments, not answers.
+    (State.EXPIRED, Input.START): Outcome(Action.START, [INTRO, ASK_NPS], ["expired", "active"]),
+    (State.EXPIRED, Input.BEGIN): Outcome(Action.BEGIN, [INTRO, ASK_NPS], ["expired", "active"]),
+    (State.EXPIRED, Input.STOP): Outcome(
+        Action.OPT_OUT, [text("opted_out")], ["expired"], opted_out=True
+    ),
+    (State.EXPIRED, Input.HELP): Outcome(
+        Action.HELP_AND_NO_SURVEY, [text("help"), text("no_survey")], ["expired"]
+    ),
+    (State.EXPIRED, Input.SKIP): Outcome(Action.NO_SURVEY, [text("no_survey")], ["expired"]),
+    (State.EXPIRED, Input.ANSWER): Outcome(
+        Action.LATE_REPLY, [text("expired")], ["expired"], (("_late_comment", None, "9", False),)
+    ),
+    (State.EXPIRED, Input.BUTTON): Outcome(
+        Action.LATE_REPLY, [text("expired")], ["expired"], (("_late_comment", None, "9", False),)
+    ),
+    (State.EXPIRED, Input.UNSUPPORTED): Outcome(
+        Action.UNSUPPORTED, [text("unsupported")], ["expired"]
     ),
     # The customer said stop during a survey.
     (State.OPTED_OUT, Input.START): Outcome(
@@ -164,6 +184,19 @@ async def into_finished(app: App) -> MemoryChannel:
     return channel
 
 
+async def into_expired(app: App) -> MemoryChannel:
+    """Half-way (NPS answered), then closed by the reminder worker's expiry."""
+    channel = await survey_begun(app)
+    await channel.push("9")
+    with transaction(app.db) as session:
+        customer = cust_q.get_customer(session, channel="console", external_id=USER)
+        assert customer is not None and customer.id is not None
+        survey = conv_q.active_conversation(session, customer_id=customer.id)
+        assert survey is not None
+        remind_q.expire_conversation(session, conversation=survey, now=survey.started_at)
+    return channel
+
+
 async def into_opted_out(app: App) -> MemoryChannel:
     channel = await survey_begun(app)
     await channel.push("stop")
@@ -184,6 +217,7 @@ async def into_undelivered(app: App) -> MemoryChannel:
 SETUPS: dict[State, Callable[[App], Awaitable[MemoryChannel]]] = {
     State.NO_SURVEY: into_no_survey,
     State.FINISHED: into_finished,
+    State.EXPIRED: into_expired,
     State.OPTED_OUT: into_opted_out,
     State.ASKING: survey_begun,
     State.UNDELIVERED: into_undelivered,
@@ -228,6 +262,7 @@ def state_now(app: App) -> State:
             undelivered=active is not None and active.undelivered_at is not None,
             opted_out=customer.opted_out_at is not None,
             last_completed=latest is not None and latest.state == ConversationState.COMPLETED,
+            last_expired=latest is not None and latest.state == ConversationState.EXPIRED,
         )
 
 
@@ -310,23 +345,31 @@ def test_inputs(kind: MessageKind, typed: str, proactive: bool, received: Input)
 
 
 @pytest.mark.parametrize(
-    ("survey_open", "undelivered", "opted_out", "last_completed", "state"),
+    ("survey_open", "undelivered", "opted_out", "last_completed", "last_expired", "state"),
     [
-        (True, True, False, False, State.UNDELIVERED),
-        (True, False, False, False, State.ASKING),
-        (True, False, True, False, State.ASKING),  # an open survey comes first
-        (False, False, True, True, State.OPTED_OUT),  # the opt-out comes before a late comment
-        (False, False, False, True, State.FINISHED),
-        (False, False, False, False, State.NO_SURVEY),
+        (True, True, False, False, False, State.UNDELIVERED),
+        (True, False, False, False, False, State.ASKING),
+        (True, False, True, False, False, State.ASKING),  # an open survey comes first
+        (False, False, True, True, False, State.OPTED_OUT),  # the opt-out before a late comment
+        (False, False, True, False, True, State.OPTED_OUT),  # ... and before a late reply
+        (False, False, False, False, True, State.EXPIRED),
+        (False, False, False, True, False, State.FINISHED),
+        (False, False, False, False, False, State.NO_SURVEY),
     ],
 )
 def test_states(
-    survey_open: bool, undelivered: bool, opted_out: bool, last_completed: bool, state: State
+    survey_open: bool,
+    undelivered: bool,
+    opted_out: bool,
+    last_completed: bool,
+    last_expired: bool,
+    state: State,
 ) -> None:
     found = survey_machine.classify_state(
         survey_open=survey_open,
         undelivered=undelivered,
         opted_out=opted_out,
         last_completed=last_completed,
+        last_expired=last_expired,
     )
     assert found == state

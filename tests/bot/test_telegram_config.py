@@ -21,7 +21,7 @@ def test_defaults_poll_and_keep_a_two_week_quiet_period() -> None:
     assert settings.telegram.mode == "polling"
     assert (settings.telegram.webhook_url, settings.telegram.secret_token) == ("", None)
     assert settings.telegram.drop_pending_updates is False
-    assert settings.invitations.quiet_days == 14
+    assert settings.invitations.cooldown == 30
 
 
 def test_a_complete_webhook_configuration() -> None:
