@@ -87,6 +87,7 @@ class Processed:
 
     update_id: int
     queued: bool
+    stored_text: bool = False
 
 
 class InboxWorker:
@@ -137,6 +138,8 @@ class InboxWorker:
             return False
         if done.queued and self._on_queued is not None:
             self._on_queued()
+        if done.stored_text:
+            self._engine.notify_text_listeners()
         return True
 
     async def process_all(self) -> int:
@@ -171,9 +174,7 @@ class InboxWorker:
             with transaction(self._db) as session:
                 self._failed(session, failed.row, failed.error)
             return Processed(update_id=failed.row.id, queued=False)
-        if stored_text:
-            self._engine.notify_text_listeners()
-        return Processed(update_id=row.id, queued=queued)
+        return Processed(update_id=row.id, queued=queued, stored_text=stored_text)
 
     def _apply(self, session: Session, inbound: Inbound) -> tuple[bool, bool]:
         """Act on one translated update inside its transaction: (queued a send, stored text)."""
