@@ -42,6 +42,7 @@ from telegram.error import BadRequest, Conflict, InvalidToken, TelegramError
 
 from adapters.retrying import RetryPolicy, Sleep
 from adapters.telegram_delivery import call_api
+from adapters.telegram_http import post_json
 from adapters.telegram_links import decode_start_payload
 from bot.errors import DeliveryError
 from bot.messages import (
@@ -315,13 +316,11 @@ class TelegramSender:
         """Send one message (with its keyboard); the id Telegram gave it."""
         chat_id = chat_id_of(message.user_id)
         args = render_message(message)
-        sent: Message = await self._call(
-            f"sendMessage to {chat_id}",
-            lambda: self.bot.send_message(
-                chat_id=chat_id, text=args["text"], reply_markup=args["reply_markup"]
-            ),
+        data = {"chat_id": chat_id, "text": args["text"], "reply_markup": args["reply_markup"]}
+        sent = await self._call(
+            f"sendMessage to {chat_id}", lambda: post_json(self.bot, "sendMessage", data)
         )
-        return SentRef(message_id=str(sent.message_id))
+        return SentRef(message_id=str(sent["message_id"]))
 
     async def close_question(
         self, *, user_id: str, sent: SentRef, text: str | None, label: str | None
@@ -334,18 +333,16 @@ class TelegramSender:
         try:
             if label is not None:
                 new_text = f"{text or ''}\n\n✓ {label}".strip()[:MAX_TEXT]
+                edit = {"chat_id": chat_id, "message_id": message_id, "text": new_text}
                 await self._call(
                     f"editMessageText {chat_id}/{message_id}",
-                    lambda: self.bot.edit_message_text(
-                        chat_id=chat_id, message_id=message_id, text=new_text
-                    ),
+                    lambda: post_json(self.bot, "editMessageText", edit),
                 )
             else:
+                which = {"chat_id": chat_id, "message_id": message_id}
                 await self._call(
                     f"editMessageReplyMarkup {chat_id}/{message_id}",
-                    lambda: self.bot.edit_message_reply_markup(
-                        chat_id=chat_id, message_id=message_id
-                    ),
+                    lambda: post_json(self.bot, "editMessageReplyMarkup", which),
                 )
         except DeliveryError as exc:
             if not _not_modified(exc):  # already as wanted (a repeat after a restart): done
@@ -357,11 +354,9 @@ class TelegramSender:
         """Answer a callback query (stops the button's spinner), with an optional notice."""
         if query_id is None:
             return
+        answer = {"callback_query_id": query_id, "text": text[:MAX_NOTICE] if text else None}
         await self._call(
-            "answerCallbackQuery",
-            lambda: self.bot.answer_callback_query(
-                callback_query_id=query_id, text=text[:MAX_NOTICE] if text else None
-            ),
+            "answerCallbackQuery", lambda: post_json(self.bot, "answerCallbackQuery", answer)
         )
 
 
@@ -404,11 +399,7 @@ class TelegramPoller:
         delay = self._backoff
         while True:
             try:
-                updates = await self.bot.get_updates(
-                    offset=self.offset,
-                    timeout=self._timeout,
-                    allowed_updates=list(ALLOWED_UPDATES),
-                )
+                updates = await self._get_updates()
             except InvalidToken as exc:
                 raise DeliveryError(
                     f"getUpdates: Telegram rejected the bot token ({exc.message}); "
@@ -423,15 +414,31 @@ class TelegramPoller:
             delay = self._backoff
             if not updates:
                 continue
-            await self._record([self._raw(u) for u in updates])
-            self.offset = max(u.update_id for u in updates) + 1
+            await self._record([_raw(u) for u in updates])
+            self.offset = max(u["update_id"] for u in updates) + 1
 
-    @staticmethod
-    def _raw(update: Update) -> RawUpdate:
-        # python-telegram-bot has read this update already: no second check (raw_update's),
-        # just the lane, found in its JSON as for a webhook delivery.
-        data = update.to_dict()
-        return RawUpdate(event_key=str(update.update_id), lane=_lane_of(data), body=data)
+    async def _get_updates(self) -> list[dict[str, Any]]:
+        """The next batch as the Bot API's JSON (stored as is: no PTB objects built)."""
+        data = {
+            "offset": self.offset,
+            "timeout": self._timeout,
+            "allowed_updates": list(ALLOWED_UPDATES),
+        }
+        # As PTB's get_updates: the read may take the long-poll time plus the usual margin.
+        margin = self.bot.request.read_timeout or 0
+        result = await post_json(self.bot, "getUpdates", data, read_timeout=self._timeout + margin)
+        if not isinstance(result, list) or not all(_is_update(u) for u in result):
+            raise TelegramError("getUpdates answered something that is not a list of updates")
+        return result
+
+
+def _is_update(item: object) -> bool:
+    return isinstance(item, dict) and type(item.get("update_id")) is int
+
+
+def _raw(update: dict[str, Any]) -> RawUpdate:
+    # Telegram's own JSON: no second check (raw_update's); the worker translates it.
+    return RawUpdate(event_key=str(update["update_id"]), lane=_lane_of(update), body=update)
 
 
 class TelegramChannel:

@@ -10,7 +10,10 @@ errors become PTB's `TimedOut` / `NetworkError`, exactly as with `HTTPXRequest`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
+from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
@@ -108,3 +111,21 @@ def _form(request_data: RequestData) -> aiohttp.FormData:
         filename, content, mimetype = part
         form.add_field(name, content, filename=filename, content_type=mimetype)
     return form
+
+
+async def post_json(
+    bot: Bot, endpoint: str, data: dict[str, Any], *, read_timeout: float | None = None
+) -> Any:
+    """Call the Bot API method `endpoint` through `bot`; answer with the API's JSON `result`.
+
+    Everything but the answer's parsing stays python-telegram-bot's: it encodes the parameters
+    (keyboards included), sends through the bot's request, and raises its own errors
+    (RetryAfter, Forbidden, BadRequest...). What is skipped is turning the answer into PTB
+    objects (a whole `Message` for each send, an `Update` tree for each polled update), which
+    cost more CPU than the rest of a durable turn while cxbot reads one field of a sent message
+    and stores updates as JSON. `Bot._post` is the method all of PTB's endpoint methods call,
+    the one PTB's own `ExtBot` builds on.
+    """
+    if read_timeout is None:
+        return await bot._post(endpoint, data)
+    return await bot._post(endpoint, data, read_timeout=read_timeout)

@@ -131,4 +131,6 @@ class InvitationScheduler:
         if due is None:
             return self._poll
         wait = (due - self._invitations.clock()).total_seconds()
-        return min(self._poll, max(0.05, wait))
+        # A row already due here is one another process holds (or is about to send): look again
+        # soon, not in a tight loop.
+        return min(self._poll, max(0.2, wait))

@@ -154,7 +154,7 @@ class Invitations:
         on_queued: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
-        self._db = db
+        self.db = db
         self._engine = engine
         self._catalog = catalog
         # The channels this server can deliver on: an invitation to another one would wait in
@@ -282,7 +282,7 @@ class Invitations:
         now = self.clock()
         if not checked:
             self.check(request, now=now)
-        with transaction(self._db) as session:
+        with transaction(self.db) as session:
             return self.create_in(session, request, source=source, now=now)
 
     def create_in(
@@ -367,8 +367,8 @@ class Invitations:
             flow_id=invitation.flow_id,
             context={k: context_text(v) for k, v in invitation.context.items()},
         )
+        # A start stores no text, so there is no sentiment worker to wake after the commit.
         turn = self._engine.turn_in(session, msg, proactive=True)
-        self._engine.finish_turn(turn)
         conversation = active_conversation(session, customer_id=invitation.customer_id)
         if conversation is None or conversation.id is None:
             raise CxbotError("the engine opened no survey")  # the rules checked opt-out first
@@ -418,7 +418,7 @@ class Invitations:
 
     def state_sync(self, invitation_id: int) -> InvitationState | None:
         """The invitation and its survey as they stand; None when there is no such id."""
-        with transaction(self._db) as session:
+        with transaction(self.db) as session:
             row = rows_q.get_invitation(session, invitation_id=invitation_id)
             if row is None:
                 return None

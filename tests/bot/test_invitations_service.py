@@ -4,6 +4,7 @@ scheduler when due (rules checked again then), on SQLite and PostgreSQL, with an
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from sqlmodel import col, func, select
 
 from bot.app import App, build_app
 from bot.config import load_settings
+from bot.errors import ConfigError
 from bot.invitations.scheduler import MAX_ATTEMPTS, InvitationScheduler
 from bot.invitations.service import (
     InteractionConflict,
@@ -255,7 +257,7 @@ def test_a_channel_not_served_here_is_refused(app: App, clock: FakeClock) -> Non
 
 
 def scheduler(invitations: Invitations, batch: int = 50) -> InvitationScheduler:
-    return InvitationScheduler(db=invitations._db, invitations=invitations, batch_size=batch)
+    return InvitationScheduler(db=invitations.db, invitations=invitations, batch_size=batch)
 
 
 def test_a_later_invitation_is_scheduled_and_sent_once_when_due(
@@ -395,3 +397,20 @@ def test_two_schedulers_send_every_invitation_exactly_once(db_app: App, clock: F
         lanes = s.exec(select(OutboxMessage.lane, func.count()).group_by(OutboxMessage.lane)).all()
     assert statuses == [("sent", 40)]
     assert len(lanes) == 40 and {n for _, n in lanes} == {2}  # intro + first question, once each
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            '[touchpoints.purchase]\nflow = "nope"\n',
+            "[touchpoints.purchase] flow: unknown flow 'nope'",
+        ),
+        ('[touchpoints."Big Sale"]\n', "touchpoint names are 1-64 of a-z 0-9 _ . -"),
+        ('[touchpoints.refund]\nquiet_hours = "9-5"\n', "expected HH:MM-HH:MM"),
+        ("[touchpoints.refund]\nsample_percent = 120\n", "sample_percent"),
+    ],
+)
+def test_touchpoint_settings_are_checked_at_start(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_app(tmp_path, toml=toml)
