@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from storage.tables import Answer, Conversation, ConversationState, Customer, utcnow
@@ -26,11 +28,37 @@ _LATEST = (
     .where(Conversation.customer_id == bindparam("customer_id"))
     .order_by(col(Conversation.id).desc())
 )
+_CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
+_SAVE_PROGRESS = (
+    update(_CONVERSATION)
+    .where(_CONVERSATION.c.id == bindparam("conversation_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "current_question",
+                "invalid_attempts",
+                "updated_at",
+                "remind_at",
+                "reminders_sent",
+                "expires_at",
+            )
+        }
+    )
+)
+_INSERT_ANSWER = insert(Answer.__table__)  # type: ignore[attr-defined]
 _ANSWERS = (
     select(Answer)
     .where(Answer.conversation_id == bindparam("conversation_id"))
     .order_by(col(Answer.id))
 )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """An answer just stored: its id (for the flags that point at it)."""
+
+    id: int
 
 
 def active_conversation(session: Session, *, customer_id: int) -> Conversation | None:
@@ -74,12 +102,26 @@ def save_progress(
     current_question: str | None,
     invalid_attempts: int = 0,
 ) -> None:
-    """Move the conversation to its next question (None with `end_conversation`)."""
-    conversation.current_question = current_question
-    conversation.invalid_attempts = invalid_attempts
-    conversation.updated_at = utcnow()
-    session.add(conversation)
-    session.flush()
+    """Move the conversation to its next question (None with `end_conversation`), writing its
+    reminder schedule (`remind_at`, `reminders_sent`, `expires_at`) with it.
+
+    One UPDATE by id rather than the unit of work's flush (every turn does this); the object
+    gets the written values as already stored, so no later flush repeats them. Any other
+    change made to the object is still written by the next flush, as before.
+    """
+    assert conversation.id is not None
+    values = {
+        "current_question": current_question,
+        "invalid_attempts": invalid_attempts,
+        "updated_at": utcnow(),
+        "remind_at": conversation.remind_at,
+        "reminders_sent": conversation.reminders_sent,
+        "expires_at": conversation.expires_at,
+    }
+    with session.no_autoflush:  # else the pending schedule would be flushed first, twice
+        session.execute(_SAVE_PROGRESS, {"conversation_id": conversation.id, **values})
+    for name, value in values.items():
+        set_committed_value(conversation, name, value)
 
 
 def end_conversation(
@@ -108,30 +150,38 @@ def add_answer(
     skipped: bool = False,
     truncated: bool = False,
     late: bool = False,
-) -> Answer:
+) -> StoredAnswer:
     """Store one answer under the conversation's flow id and version (`late`: a late comment,
-    written after the thanks or after the survey expired)."""
+    written after the thanks or after the survey expired); its id.
+
+    A plain INSERT, not an ORM object: every turn stores one, and the unit of work's flush
+    cost more than the rest of the turn's SQL.
+    """
     assert conversation.id is not None
-    answer = Answer(
-        conversation_id=conversation.id,
-        customer_id=conversation.customer_id,
-        channel=conversation.channel,
-        flow_id=conversation.flow_id,
-        flow_version=conversation.flow_version,
-        question_id=question_id,
-        question_type=question_type,
-        raw_text=raw_text,
-        value_int=value_int,
-        value_text=value_text,
-        scale_min=scale[0] if scale else None,
-        scale_max=scale[1] if scale else None,
-        skipped=skipped,
-        truncated=truncated,
-        late=late,
+    result = session.execute(
+        _INSERT_ANSWER,
+        {
+            "conversation_id": conversation.id,
+            "customer_id": conversation.customer_id,
+            "channel": conversation.channel,
+            "flow_id": conversation.flow_id,
+            "flow_version": conversation.flow_version,
+            "question_id": question_id,
+            "question_type": question_type,
+            "raw_text": raw_text,
+            "value_int": value_int,
+            "value_text": value_text,
+            "scale_min": scale[0] if scale else None,
+            "scale_max": scale[1] if scale else None,
+            "skipped": skipped,
+            "truncated": truncated,
+            "late": late,
+            "answered_at": utcnow(),
+        },
     )
-    session.add(answer)
-    session.flush()
-    return answer
+    key = result.inserted_primary_key  # type: ignore[attr-defined]
+    assert key is not None
+    return StoredAnswer(id=int(key[0]))
 
 
 def conversation_answers(session: Session, *, conversation_id: int) -> list[Answer]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy import select as core_select
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from storage.tables import OutboxMessage, utcnow
@@ -302,6 +303,13 @@ _BY_PLATFORM_ID = select(OutboxMessage).where(
 )
 
 
+_CLOSE = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"))
+    .values(closed_at=bindparam("closed_at"), chosen_label=bindparam("chosen_label"))
+)
+
+
 def open_question(session: Session, *, lane: str) -> OutboxMessage | None:
     """The lane's question whose buttons are still live (at most one per lane)."""
     return session.exec(_OPEN_QUESTION, params={"lane": lane}).first()
@@ -317,10 +325,10 @@ def question_by_platform_id(
 
 def mark_closed(session: Session, *, row: OutboxMessage, label: str | None) -> None:
     """Its buttons are (being) taken away; `label` is the answer chosen there, if any."""
-    row.closed_at = utcnow()
-    row.chosen_label = label[:128] if label is not None else None
-    session.add(row)
-    session.flush()
+    values = {"closed_at": utcnow(), "chosen_label": label[:128] if label is not None else None}
+    session.execute(_CLOSE, {"row_id": row.id, **values})
+    for name, value in values.items():  # the object shows it, with nothing left to flush
+        set_committed_value(row, name, value)
 
 
 def forget_finished_messages(session: Session, *, created_before: datetime) -> int:
