@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from bot.app import build_app, command_settings
 from bot.config import Settings
@@ -31,11 +32,16 @@ def add_channel_commands(
         parents=[common],
         help="run every configured channel and the HTTP server until Ctrl-C / SIGTERM",
     )
-    invite = sub.add_parser("invite", parents=[common], help="start a survey with a customer now")
-    invite.add_argument("--channel", required=True, choices=["telegram", "slack"])
+    invite = sub.add_parser(
+        "invite",
+        parents=[common],
+        help="start a survey with a customer now, or invite many from a CSV file (--csv)",
+    )
+    # Required unless --csv gives everything (checked in invite_command, with this usage).
+    invite.set_defaults(invite_parser=invite)
+    invite.add_argument("--channel", choices=["telegram", "slack"])
     invite.add_argument(
         "--user",
-        required=True,
         metavar="ID",
         help="the customer's id (Telegram: chat id; Slack: member id U…)",
     )
@@ -54,6 +60,25 @@ def add_channel_commands(
         "--touchpoint",
         metavar="NAME",
         help="what happened (purchase, refund, … or one of [touchpoints]): its flow and rules",
+    )
+    invite.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="invite every row of this CSV file (columns channel, user_id, touchpoint, "
+        "interaction_id; optional flow_id, send_after, time_zone; others are context)",
+    )
+    invite.add_argument(
+        "--result",
+        type=Path,
+        metavar="FILE",
+        help="with --csv: where each row's outcome goes (default: FILE.results.csv beside it)",
+    )
+    invite.add_argument(
+        "--source",
+        metavar="NAME",
+        help="with --csv: the invitations' source; interaction ids are unique within it "
+        "(default: csv)",
     )
     telegram = sub.add_parser("telegram", parents=[common], help="Telegram helpers")
     telegram_sub = telegram.add_subparsers(dest="telegram_command", required=True, metavar="ACTION")
@@ -105,9 +130,16 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def invite_command(args: argparse.Namespace) -> int:
-    """`cxbot invite`: print what happened; exit 0 sent, 3 withheld by a rule, 4 unreachable."""
+    """`cxbot invite`: print what happened; exit 0 sent, 3 withheld by a rule, 4 unreachable.
+    With `--csv`: exit 0 every row accepted, 2 some refused (`bot.invitations.csv_command`)."""
     from bot.invitations.command import invite_on_slack, invite_on_telegram
 
+    if args.csv is not None:
+        return _invite_csv(args)
+    if args.result is not None or args.source is not None:
+        args.invite_parser.error("--result and --source go with --csv")
+    if args.channel is None or args.user is None:
+        args.invite_parser.error("the following arguments are required: --channel, --user")
     app = build_app(_settings(args))
     inviter = invite_on_slack if args.channel == "slack" else invite_on_telegram
     try:
@@ -124,6 +156,40 @@ def invite_command(args: argparse.Namespace) -> int:
         app.close()
     print(result.message)
     return result.exit_status
+
+
+def _invite_csv(args: argparse.Namespace) -> int:
+    """`cxbot invite --csv FILE`: every row of the file through the invitation service."""
+    from bot.invitations.csv_command import run_csv_import
+
+    given = [
+        option
+        for option, value in (
+            ("--channel", args.channel),
+            ("--user", args.user),
+            ("--flow", args.flow),
+            ("--touchpoint", args.touchpoint),
+            ("--context", args.context or None),
+        )
+        if value is not None
+    ]
+    if given:
+        args.invite_parser.error(
+            f"--csv takes every invitation from the file; {', '.join(given)} would be ignored "
+            "(use the file's columns)"
+        )
+    app = build_app(_settings(args))
+    try:
+        return run_csv_import(
+            app,
+            path=args.csv,
+            result=args.result,
+            source=args.source,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
+    finally:
+        app.close()
 
 
 def telegram_command(args: argparse.Namespace) -> int:

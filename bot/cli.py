@@ -24,6 +24,7 @@ from bot.channel_commands import (
 from bot.config import Settings
 from bot.errors import CxbotError
 from bot.flow_loader import validate_files
+from bot.invitation_report import format_sections, invitation_sections
 from bot.metrics import build_report, format_report
 from bot.sentiment_worker import SentimentWorker
 from storage.database import transaction
@@ -168,13 +169,18 @@ def _report(args: argparse.Namespace) -> int:
         with transaction(app.db) as session:
             rows = score_answers(session, flow_id=args.flow, channel=args.channel)
             late = late_comment_count(session, flow_id=args.flow, channel=args.channel)
+            invited = invitation_sections(session, flow_id=args.flow, channel=args.channel)
     finally:
         app.close()
     report = build_report(rows, late_comments=late)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        data = report.to_dict() | invited.to_dict()  # adds "touchpoints" and "funnel"
+        print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         print(format_report(report))
+        sections = format_sections(invited)
+        if sections:
+            print(f"\n{sections}")
     return EXIT_OK
 
 

@@ -55,6 +55,10 @@ log = logging.getLogger(__name__)
 
 # Kinds whose loss matters: retried, and kept as a delivery failure when given up.
 _RECORDED_KINDS = frozenset({out_q.KIND_MESSAGE, out_q.KIND_EVENT})
+# How often a running worker looks for claims of processes of this host that died. By time, not
+# by passes: an idle worker makes one pass per poll, and a dead process's messages would wait
+# for its lease (two minutes) instead of being taken over within seconds.
+DEAD_CLAIMS_EVERY = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +188,8 @@ class DeliveryWorker:
     async def run(self) -> None:
         """Deliver until cancelled; claims left by dead processes on this host are taken over."""
         await asyncio.to_thread(self.release_dead_claims)
-        passes = 0
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + DEAD_CLAIMS_EVERY
         try:
             while True:
                 # The last results of a pass are recorded in the next pass's claiming
@@ -197,8 +202,8 @@ class DeliveryWorker:
                     log.exception("the outbox could not be read or written; retrying shortly")
                     await asyncio.sleep(self._poll)
                     continue
-                passes += 1
-                if passes % 200 == 0:
+                if loop.time() >= next_check:
+                    next_check = loop.time() + DEAD_CLAIMS_EVERY
                     await asyncio.to_thread(self.release_dead_claims)
                 if not done and not self._carried:
                     await wait_for_event(self._wake, self._poll)

@@ -37,6 +37,7 @@ from storage.tables import InvitationStatus
 # The group of invitations that name no touchpoint (`cxbot invite` without `--touchpoint`);
 # touchpoint names cannot contain parentheses, so it never clashes with one.
 NO_TOUCHPOINT = "(none)"
+NAME_WIDTH = 30  # "touchpoint: onboarding_failed"
 
 
 @dataclass(slots=True)
@@ -173,7 +174,9 @@ def format_sections(sections: InvitationSections) -> str:
     """Plain-text tables for people, printed after the scores (empty when nothing was invited)."""
     lines: list[str] = []
     if sections.touchpoints:
-        lines.append(f"{'by touchpoint':<24} {'NPS':>7} {'n':>5}  {'CES':>5} {'n':>5}  {'CSAT%':>6} {'n':>5}")
+        lines.append(
+            f"{'by touchpoint':<24} {'NPS':>7} {'n':>5}  {'CES':>5} {'n':>5}  {'CSAT%':>6} {'n':>5}"
+        )
         for name, s in sections.touchpoints.items():
             lines.append(
                 f"{name[:24]:<24} {_fmt(s.nps.score, '+.1f'):>7} {s.nps.n:>5}  "
@@ -207,10 +210,12 @@ def _funnel_table(funnel: FunnelReport) -> list[str]:
         ("done", lambda f: str(f.completed)),
         ("resp.%", lambda f: _fmt(f.response_rate, ".1f")),
     ]
-    lines = [f"{'funnel':<24}" + "".join(f" {title:>8}" for title, _ in columns)]
+    lines = [f"{'funnel':<{NAME_WIDTH}}" + "".join(f" {title:>8}" for title, _ in columns)]
 
     def row(name: str, f: Funnel) -> str:
-        return f"{name[:24]:<24}" + "".join(f" {cell(f):>8}" for _, cell in columns)
+        return f"{name[:NAME_WIDTH]:<{NAME_WIDTH}}" + "".join(
+            f" {cell(f):>8}" for _, cell in columns
+        )
 
     lines.append(row("all invitations", funnel.overall))
     for title, groups in (

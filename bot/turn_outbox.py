@@ -77,18 +77,13 @@ def enqueue_message(
     review_item_id: int | None = None,
 ) -> None:
     """Queue one message; a question with buttons first closes the recipient's live one."""
+    rows: list[dict[str, Any]] = []
     if message.choices:
-        _close_open_question(session, message.channel, message.user_id)
-    out_q.enqueue(
-        session,
-        channel=message.channel,
-        recipient=message.user_id,
-        kind=out_q.KIND_MESSAGE,
-        body=message_body(message),
-        question_id=message.question_id if message.choices else None,
-        purpose=purpose,
-        review_item_id=review_item_id,
-    )
+        live = out_q.open_question(session, lane=out_q.lane_of(message.channel, message.user_id))
+        if live is not None:
+            _close_live(session, rows, message.channel, message.user_id, live)
+    rows.append(_message_row(message, purpose=purpose, review_item_id=review_item_id))
+    out_q.insert_rows(session, rows)
 
 
 def enqueue_notice(session: Session, notice: Notice) -> None:
@@ -132,7 +127,9 @@ def closed_press(
         text = bot_text("already_answered", locale, label=pressed.chosen_label)
     else:
         text = bot_text("closed", locale)
-    _answer_button(session, msg, msg.press, text)
+    rows: list[dict[str, Any]] = []
+    _answer_button(rows, msg, msg.press, text)
+    out_q.insert_rows(session, rows)
     return True
 
 
@@ -145,44 +142,85 @@ def write_turn(
 ) -> None:
     """Queue everything the turn decided to send, in the order the customer should see it.
 
-    `pressed`: `pressed_question`'s answer for this turn's press, if any.
+    `pressed`: `pressed_question`'s answer for this turn's press, if any. The rows go in with
+    one INSERT at the end; which question of the chat still has live buttons is looked up at
+    most once, and not at all when this turn has just closed the live one.
     """
+    rows: list[dict[str, Any]] = []
     press = msg.press if msg.kind == MessageKind.BUTTON else None
     answered = next((r.answered for r in replies if r.answered is not None), None)
+    live: OutboxMessage | _Unknown | None = UNKNOWN  # the chat's question with live buttons
     if press is not None:
-        _answer_button(session, msg, press, None)
+        _answer_button(rows, msg, press, None)
     if press is not None and press.message_id is not None:
         # A pressed question shows the choice when the press answered it; else (a button of a
         # question no longer asked) it just loses its buttons.
         label = press.label if answered is not None else None
-        _close_pressed(session, msg, press, pressed, label)
+        if pressed is not None and pressed.closed_at is None:
+            live = None  # it was the live one (there is at most one), and closes now
+        _close_pressed(session, rows, msg, press, pressed, label)
     elif answered is not None:
         # Answered by typing, or by a press on a message the platform no longer shows.
-        lane = out_q.lane_of(msg.channel, msg.user_id)
-        current = out_q.open_question(session, lane=lane)
-        if current is not None and current.question_id == answered:
-            _close_row(session, msg.channel, msg.user_id, current.id, None)  # answered by typing
-            out_q.mark_closed(session, row=current, label=None)
+        live = out_q.open_question(session, lane=out_q.lane_of(msg.channel, msg.user_id))
+        if live is not None and live.question_id == answered:
+            _close_live(session, rows, msg.channel, msg.user_id, live)
+            live = None
     for reply in replies:
-        enqueue_message(session, reply)
+        if reply.choices:
+            if isinstance(live, _Unknown):
+                live = out_q.open_question(
+                    session, lane=out_q.lane_of(reply.channel, reply.user_id)
+                )
+            if live is not None:
+                _close_live(session, rows, reply.channel, reply.user_id, live)
+            live = UNKNOWN
+            if any(row["question_id"] is not None for row in rows):
+                # A second question in one turn closes the first, which needs its id.
+                out_q.insert_rows(session, rows)
+                rows.clear()
+        rows.append(_message_row(reply, purpose="survey", review_item_id=None))
+    out_q.insert_rows(session, rows)
+
+
+class _Unknown:
+    """Not looked up yet."""
+
+
+UNKNOWN = _Unknown()
+
+
+def _message_row(
+    message: OutgoingMessage, *, purpose: str, review_item_id: int | None
+) -> dict[str, Any]:
+    return out_q.new_row(
+        channel=message.channel,
+        recipient=message.user_id,
+        kind=out_q.KIND_MESSAGE,
+        body=message_body(message),
+        question_id=message.question_id if message.choices else None,
+        purpose=purpose,
+        review_item_id=review_item_id,
+    )
 
 
 def _answer_button(
-    session: Session, msg: IncomingMessage, press: ButtonPress, text: str | None
+    rows: list[dict[str, Any]], msg: IncomingMessage, press: ButtonPress, text: str | None
 ) -> None:
     if press.query_id is None and text is None:
         return  # nothing to answer: the platform was answered when the press arrived
-    out_q.enqueue(
-        session,
-        channel=msg.channel,
-        recipient=msg.user_id,
-        kind=out_q.KIND_BUTTON,
-        body={"query_id": press.query_id, "chat": press.chat, "text": text},
+    rows.append(
+        out_q.new_row(
+            channel=msg.channel,
+            recipient=msg.user_id,
+            kind=out_q.KIND_BUTTON,
+            body={"query_id": press.query_id, "chat": press.chat, "text": text},
+        )
     )
 
 
 def _close_pressed(
     session: Session,
+    rows: list[dict[str, Any]],
     msg: IncomingMessage,
     press: ButtonPress,
     row: OutboxMessage | None,
@@ -193,26 +231,24 @@ def _close_pressed(
     if row is not None:
         out_q.mark_closed(session, row=row, label=label)
         text = text if text is not None else str(row.body.get("text") or "")
-    out_q.enqueue(
-        session,
-        channel=msg.channel,
-        recipient=msg.user_id,
-        kind=out_q.KIND_CLOSE,
-        body={
-            "ref": None,
-            "message_id": press.message_id,
-            "chat": press.chat,
-            "text": text,
-            "label": label,
-        },
+    rows.append(
+        out_q.new_row(
+            channel=msg.channel,
+            recipient=msg.user_id,
+            kind=out_q.KIND_CLOSE,
+            body={
+                "ref": None,
+                "message_id": press.message_id,
+                "chat": press.chat,
+                "text": text,
+                "label": label,
+            },
+        )
     )
 
 
-def _close_row(
-    session: Session, channel: str, recipient: str, ref: int | None, label: str | None
-) -> None:
-    out_q.enqueue(
-        session,
+def _close_row(channel: str, recipient: str, ref: int | None, label: str | None) -> dict[str, Any]:
+    return out_q.new_row(
         channel=channel,
         recipient=recipient,
         kind=out_q.KIND_CLOSE,
@@ -220,8 +256,9 @@ def _close_row(
     )
 
 
-def _close_open_question(session: Session, channel: str, recipient: str) -> None:
-    current = out_q.open_question(session, lane=out_q.lane_of(channel, recipient))
-    if current is not None:
-        _close_row(session, channel, recipient, current.id, None)
-        out_q.mark_closed(session, row=current, label=None)
+def _close_live(
+    session: Session, rows: list[dict[str, Any]], channel: str, recipient: str, live: OutboxMessage
+) -> None:
+    """Take the buttons off the chat's live question (no label: it was not pressed)."""
+    rows.append(_close_row(channel, recipient, live.id, None))
+    out_q.mark_closed(session, row=live, label=None)

@@ -30,17 +30,22 @@ def upsert_customer(
 ) -> Customer:
     """Find the customer or create them; refresh the profile fields the platform sent."""
     customer = get_customer(session, channel=channel, external_id=external_id)
+    created = customer is None
     if customer is None:
         customer = Customer(channel=channel, external_id=external_id)
-    # Platforms send the current profile with each message; keep what they sent, never blank it.
-    if first_name:
-        customer.first_name = first_name[:128]
-    if last_name:
-        customer.last_name = last_name[:128]
-    if locale:
-        customer.locale = locale[:16]
-    session.add(customer)
-    session.flush()
+        session.add(customer)
+    # Platforms send the current profile with each message; keep what they sent, never blank
+    # it. Only real changes are set: an unchanged customer (nearly every turn) costs no flush.
+    fields = {
+        "first_name": (first_name, 128),
+        "last_name": (last_name, 128),
+        "locale": (locale, 16),
+    }
+    for name, (value, limit) in fields.items():
+        if value and getattr(customer, name) != value[:limit]:
+            setattr(customer, name, value[:limit])
+    if created:
+        session.flush()  # its id, for the rows that point at it
     return customer
 
 

@@ -39,6 +39,33 @@ def lane_of(channel: str, recipient: str) -> str:
     return f"{channel}:{recipient}"
 
 
+def new_row(
+    *,
+    channel: str,
+    recipient: str,
+    kind: str,
+    body: dict[str, Any],
+    question_id: str | None = None,
+    purpose: str = "survey",
+    review_item_id: int | None = None,
+) -> dict[str, Any]:
+    """The values of one row to queue (`enqueue` one, or `insert_rows` several together)."""
+    now = utcnow()
+    return {
+        "channel": channel,
+        "recipient": recipient,
+        "lane": lane_of(channel, recipient),
+        "kind": kind,
+        "body": body,
+        "question_id": question_id,
+        "purpose": purpose,
+        "review_item_id": review_item_id,
+        "created_at": now,
+        "not_before": now,
+        "attempts": 0,
+    }
+
+
 def enqueue(
     session: Session,
     *,
@@ -54,26 +81,25 @@ def enqueue(
 
     A plain INSERT, not an ORM object: a turn queues several rows and reads none of them back.
     """
-    now = utcnow()
-    result = session.execute(
-        _INSERT,
-        {
-            "channel": channel,
-            "recipient": recipient,
-            "lane": lane_of(channel, recipient),
-            "kind": kind,
-            "body": body,
-            "question_id": question_id,
-            "purpose": purpose,
-            "review_item_id": review_item_id,
-            "created_at": now,
-            "not_before": now,
-            "attempts": 0,
-        },
+    row = new_row(
+        channel=channel,
+        recipient=recipient,
+        kind=kind,
+        body=body,
+        question_id=question_id,
+        purpose=purpose,
+        review_item_id=review_item_id,
     )
+    result = session.execute(_INSERT, row)
     key = result.inserted_primary_key  # type: ignore[attr-defined]
     assert key is not None
     return int(key[0])
+
+
+def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Queue `new_row`s in one statement, in their order (their ids ascend with it)."""
+    if rows:
+        session.execute(_INSERT, list(rows))
 
 
 def _unsent() -> Any:

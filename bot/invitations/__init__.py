@@ -8,5 +8,6 @@
 - `scheduler` — the background task of `cxbot serve` that sends scheduled invitations;
 - `suppression` — the suppression list;
 - `serving` — the API and the scheduler in `cxbot serve`;
-- `command` — `cxbot invite`.
+- `command` — `cxbot invite`;
+- `csv_import`, `csv_command` — `cxbot invite --csv FILE`: many invitations from a CSV file.
 """

@@ -336,7 +336,7 @@ class ImportSummary:
         return 2 if self.errors else 0
 
     def line(self) -> str:
-        """`N rows: a sent, b scheduled, c withheld (cooldown c), d error (invalid d); r repeats`."""
+        """`N rows: a sent, b scheduled, c withheld (cooldown c), d error (invalid d); …`."""
         parts = []
         for status in ("sent", "scheduled", "withheld", ERROR):
             n = self.by_status[status]

@@ -12,6 +12,7 @@ from storage import conversations, customers, flow_versions
 from storage import reminders as remind_q
 from storage.database import open_database, transaction
 from storage.tables import Conversation, ConversationState
+from tests.conftest import _postgres_database
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -127,11 +128,15 @@ def test_a_postponed_reminder_by_id(db: Engine) -> None:
         assert remind_q.claim_due_survey(s, channels=["telegram"], now=NOW + H) is not None
 
 
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from _postgres_database()
+
+
 @pytest.mark.postgres
-def test_a_survey_claimed_by_one_transaction_is_skipped_by_another(database_url: str) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite has one writer: a second transaction waits instead")
-    db = open_database(database_url)
+def test_a_survey_claimed_by_one_transaction_is_skipped_by_another(pg_url: str) -> None:
+    """PostgreSQL only: on SQLite, with one writer, a second transaction waits instead."""
+    db = open_database(pg_url)
     try:
         first = survey(db, "a", remind_at=NOW - H)
         second = survey(db, "b", remind_at=NOW)
