@@ -94,7 +94,9 @@ class CpuSplit:
         parts = (self.busy, self.serve, self.driver, self.postgres)
         if any(p is None for p in parts):
             return None
-        return max(0.0, (self.busy or 0) - (self.serve or 0) - (self.driver or 0) - (self.postgres or 0))
+        return max(
+            0.0, (self.busy or 0) - (self.serve or 0) - (self.driver or 0) - (self.postgres or 0)
+        )
 
 
 @dataclass
@@ -168,6 +170,7 @@ class Profiler:
                         "--rate",
                         str(self._rate),
                         "--nonblocking",
+                        "--gil",  # only the thread holding the interpreter: CPU, not waits
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -221,18 +224,57 @@ def subsystem(frame: str) -> str:
     return "other Python"
 
 
-def summarize(files: Iterable[Path], *, top: int = 8) -> tuple[int, list[tuple[str, float]]]:
-    """(samples, [(subsystem, share)] largest first) over raw py-spy files: where the top of the
-    stack was, for every sample of every process."""
+def summarize(
+    files: Iterable[Path], *, by: Sequence[tuple[str, str]] | None = None, top: int = 8
+) -> tuple[int, list[tuple[str, float]]]:
+    """(samples, [(name, share)] largest first) over raw py-spy files of every process.
+
+    Without `by`: the subsystem of the frame on top of the stack (where the time is spent).
+    With `by` ((needle, name) pairs): the first frame, from the top of the stack down, that
+    contains a needle names the sample (what the time is spent for); "elsewhere" if none does.
+    """
     shares: Counter[str] = Counter()
     for path in files:
         for line in path.read_text(errors="replace").splitlines():
             stack, _, count = line.rpartition(" ")
             if not stack or not count.isdigit():
                 continue
-            leaf = stack.rsplit(";", 1)[-1]
-            shares[subsystem(leaf)] += int(count)
+            frames = stack.split(";")
+            if by is None:
+                shares[subsystem(frames[-1])] += int(count)
+            else:
+                shares[_first_match(frames, by)] += int(count)
     total = sum(shares.values())
     if not total:
         return 0, []
     return total, [(name, n / total) for name, n in shares.most_common(top)]
+
+
+_OWN = ("(bot/", "(storage/", "(web/", "(adapters/")
+
+
+def breakdown(files: Iterable[Path], needle: str, *, top: int = 6) -> list[tuple[str, float]]:
+    """Among samples with a frame containing `needle`: [(callee, share)], the callee being the
+    next two cxbot frames under it (e.g. "Invitations.create_in > invitation_facts")."""
+    shares: Counter[str] = Counter()
+    for path in files:
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            frames = stack.split(";")
+            at = next((i for i, f in enumerate(frames) if needle in f), None)
+            if at is None:
+                continue
+            below = [f.split(" (")[0] for f in frames[at + 1 :] if any(o in f for o in _OWN)]
+            shares[" > ".join(below[:2]) or "(itself)"] += int(count)
+    total = sum(shares.values())
+    return [(name, n / total) for name, n in shares.most_common(top)] if total else []
+
+
+def _first_match(frames: Sequence[str], by: Sequence[tuple[str, str]]) -> str:
+    for frame in reversed(frames):
+        for needle, name in by:
+            if needle in frame:
+                return name
+    return "elsewhere"
