@@ -5,7 +5,9 @@
 Each customer opens a survey and answers every question through the in-memory channel, the
 same path a Telegram or Slack message takes after its adapter. Prints turns per second,
 turn latency percentiles (one turn = one customer message in, the bot's replies out, one
-database transaction) and peak memory.
+database transaction), the service time of a turn apart from queueing (the CPU time of the
+turn's transaction in its worker thread, without waiting for the writer or the interpreter
+lock), and peak memory.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from adapters.console import MemoryChannel
 from bot.app import build_app
@@ -61,12 +64,32 @@ async def _customer(engine: Engine, index: int, latencies: list[float], rng: ran
     return turns
 
 
+def _time_service(engine: Engine) -> list[float]:
+    """Time each turn's own work (its transaction, in the worker thread), apart from the time
+    it waited for a thread and for the database's one writer: latency − service = queueing."""
+    service: list[float] = []
+    run_turn = engine._run_turn
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        # CPU time of this thread: what the turn itself costs, without the time it spent
+        # waiting for the database's one writer or for the interpreter lock.
+        started = time.thread_time()
+        try:
+            return run_turn(*args, **kwargs)
+        finally:
+            service.append(time.thread_time() - started)
+
+    engine._run_turn = timed  # type: ignore[method-assign]
+    return service
+
+
 async def _run(customers: int, concurrency: int, database_url: str, data_dir: str) -> None:
     settings = load_settings(
         None,
         environ={"CXBOT_GENERAL__DATA_DIR": data_dir, "CXBOT_DATABASE__URL": database_url},
     )
     app = build_app(settings)
+    service = _time_service(app.engine)
     latencies: list[float] = []
     rng = random.Random(7)
     gate = asyncio.Semaphore(concurrency)
@@ -89,9 +112,11 @@ async def _run(customers: int, concurrency: int, database_url: str, data_dir: st
     app.close()
 
     ms = sorted(x * 1000 for x in latencies)
+    own = sorted(x * 1000 for x in service)
 
-    def pct(p: float) -> float:
-        return ms[min(len(ms) - 1, int(p / 100 * len(ms)))]
+    def pct(p: float, values: list[float] | None = None) -> float:
+        values = ms if values is None else values
+        return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"customers            {customers}  (concurrency {concurrency})")
@@ -100,6 +125,15 @@ async def _run(customers: int, concurrency: int, database_url: str, data_dir: st
     print(
         f"turn latency         p50 {pct(50):.1f} ms   p90 {pct(90):.1f} ms   "
         f"p99 {pct(99):.1f} ms   mean {statistics.fmean(ms):.1f} ms"
+    )
+    print(
+        f"service time         p50 {pct(50, own):.1f} ms   p90 {pct(90, own):.1f} ms   "
+        f"p99 {pct(99, own):.1f} ms   mean {statistics.fmean(own):.1f} ms"
+        "   (CPU of the turn's transaction in its worker thread)"
+    )
+    queueing = statistics.fmean(ms) - statistics.fmean(own)
+    print(
+        f"queueing             mean {queueing:.1f} ms  (latency − service: waiting for the writer, a thread, the interpreter)"
     )
     print(f"peak memory (RSS)    {peak_mb:.0f} MiB")
 
