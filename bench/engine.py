@@ -133,7 +133,8 @@ async def _run(customers: int, concurrency: int, database_url: str, data_dir: st
     )
     queueing = statistics.fmean(ms) - statistics.fmean(own)
     print(
-        f"queueing             mean {queueing:.1f} ms  (latency − service: waiting for the writer, a thread, the interpreter)"
+        f"queueing             mean {queueing:.1f} ms  "
+        "(latency − service: waiting for the writer, a thread, the interpreter)"
     )
     print(f"peak memory (RSS)    {peak_mb:.0f} MiB")
 
