@@ -3,15 +3,16 @@
 
     python bench/scale.py [--invitations 600] [--customers 100] [--concurrency 40]
                           [--processes 1,2,4] [--latency 0.05] [--max-in-flight 8]
-                          [--batch 100] [--callers 4] [--database-url URL] [--no-sqlite]
-                          [--profile DIR]
+                          [--batch 100] [--callers 4] [--database-url URL]
+                          [--no-sqlite] [--no-postgres] [--profile DIR]
 
 Each configuration runs on a fresh database (a temp SQLite file; a PostgreSQL database
 `cxbot_scale_<pid>_<n>` created beside the one `--database-url` names — default
 `postgresql://postgres@127.0.0.1:5432/test` or `TEST_POSTGRES_URL` — and dropped after) with N
 `cxbot serve` processes started together (each a subprocess: Telegram in webhook mode, HTTP on
-port 0, sentiment off, `[delivery] max_in_flight` as given). This process holds the fake Bot
-API (tests/fakes/telegram_api.py, answering every call after `--latency` seconds, a thread per
+port 0, sentiment off, `[delivery] max_in_flight` as given — a comma-separated list measures
+each value in turn, e.g. `--max-in-flight 1,8`). This process holds the fake Bot API
+(tests/fakes/telegram_api.py, answering every call after `--latency` seconds, a thread per
 connection) and the load driver, so neither takes CPU from a cxbot process's interpreter; with
 2 cores they do share the machine with them and with PostgreSQL, and the table says how the
 CPU was split.
@@ -31,15 +32,19 @@ CPU was split.
    CES and CSAT buttons, "skip" (5 updates each). turns/s = updates ÷ seconds from the first
    POST to the last reply; p50/p99 ms: update POSTed → reply recorded.
 
-Columns: `CPU%` how busy all cores were during the invitations phase, split into the serve
-processes, this process (fake + driver), PostgreSQL and the rest (other work on the machine);
-`ms/inv` serve processes' CPU per invitation. Then the scaling ratios (N processes ÷ 1, on
-PostgreSQL) beside issue 11's target: 4 processes ≥ 2.5× the invitations/s of one.
+Columns, per phase: `CPU%` how busy all cores were, split into the serve processes, this
+process (fake + driver), PostgreSQL and the rest (other work on the machine: on a shared
+machine, read the figures beside it); `ms/inv`, `ms/turn` the serve processes' CPU per
+invitation or turn. Then the scaling ratios (N processes ÷ 1, on PostgreSQL, per max_in_flight)
+beside issue 11's target: 4 processes ≥ 2.5× the invitations/s of one.
 
-`--profile DIR` attaches `py-spy record` (raw stacks, 50 Hz, non-blocking) to every serve
-process during the invitations phase of the largest PostgreSQL run and prints where the
-samples were: by the code on top of the stack, and by the cxbot activity under it. Progress
-goes to standard error, the table to standard output. The defaults take 2–3 minutes on 2 cores.
+`--profile DIR` runs the largest PostgreSQL configuration once more with `py-spy record`
+(`--gil`: samples of the thread holding the interpreter lock, i.e. Python's CPU; 50 Hz,
+non-blocking; raw stacks in DIR) attached to every serve process, and prints where the samples
+were in each phase: what for (the cxbot activity under the sample), in what (the code on top of
+the stack), and the top activity by callee. That run is marked "(profiled)" and left out of the
+ratios: py-spy's own CPU shows as "other". Progress goes to standard error, the table to
+standard output. The defaults take about 1.5 minutes on 2 cores (2.5 with --profile).
 """
 
 from __future__ import annotations
@@ -80,10 +85,10 @@ from tests.fakes.serve_fleet import (  # noqa: E402
     seed_customers,
 )
 from tests.fakes.telegram_api import ApiCall, FakeTelegramAPI  # noqa: E402
+from web.server import TELEGRAM_SECRET_HEADER  # noqa: E402
 
 TARGET = 2.5  # issue 11: 4 processes ÷ 1, invitations/s on PostgreSQL
 SECRET = "scale_Bench-secret"
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Every Bot API method cxbot calls here; each answers after --latency.
 METHODS = (
     "getMe",
@@ -125,10 +130,14 @@ class Config:
     number: int
     database: str  # "PostgreSQL" / "SQLite"
     processes: int
+    in_flight: int  # [delivery] max_in_flight
+    profiled: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.database} × {self.processes}"
+        """E.g. "PostgreSQL × 4, 8 in flight"."""
+        mark = " (profiled)" if self.profiled else ""
+        return f"{self.database} × {self.processes}, {self.in_flight} in flight{mark}"
 
 
 @dataclass
@@ -258,7 +267,7 @@ async def answer(
             url = urls[next(turn) % len(urls)]
             posted = time.perf_counter()
             answer = await http.post(
-                f"{url}/telegram/webhook", json=update, headers={SECRET_HEADER: SECRET}
+                f"{url}/telegram/webhook", json=update, headers={TELEGRAM_SECRET_HEADER: SECRET}
             )
             if answer.status_code != 200:
                 raise RuntimeError(f"webhook: HTTP {answer.status_code}: {answer.text[:300]}")
@@ -295,15 +304,14 @@ def run_config(
             telegram__mode="webhook",
             telegram__webhook_url="https://cx.example.com/telegram/webhook",
             telegram__secret_token=SECRET,
-            delivery__max_in_flight=str(args.max_in_flight),
+            delivery__max_in_flight=str(config.in_flight),
             general__log_level="WARNING",
         )
         key = create_api_key(env, work, name="bench")
         seed_customers(database_url, chats)
         fake.known_chats.update(chats)
         fleet = Fleet(env, work, config.processes)
-        profiled = config.database == "PostgreSQL" and config.processes == max(args.processes)
-        folder = args.profile if profiled else None
+        folder = args.profile if config.profiled else None
         try:
             fleet.start()
             time.sleep(0.5)  # every process's workers are running
@@ -326,7 +334,8 @@ def measured(
     """The CPU split of a phase into `result.cpu[phase]`; with a folder, py-spy profiles of
     the serve processes into it (`result.profile[phase]`)."""
     window = CpuWindow(pids)
-    profiler = Profiler(folder, f"{result.config.processes}-{phase}", pids) if folder else None
+    name = f"serve{result.config.processes}-{result.config.in_flight}-{phase}"
+    profiler = Profiler(folder, name, pids) if folder else None
     if profiler is not None:
         profiler.start()
     window.start()
@@ -355,12 +364,15 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-HEAD = (
-    f"{'':<16}{'-- invitations ':-<60}  {'-- turns ':-<56}\n"
-    f"{'configuration':<16}{'inv/s':>7}{'p50 s':>7}{'p99 s':>7}{'API/s':>7}"
-    f"  {'CPU% = serve+drv+pg+other':<25}{'ms/inv':>7}"
-    f"  {'turns/s':>7}{'p50 ms':>7}{'p99 ms':>7}  {'CPU% = serve+drv+pg+other':<25}{'ms/turn':>8}"
-)
+def head(width: int) -> str:
+    """The table's two header lines, the configuration column `width` wide."""
+    return (
+        f"{'':<{width}}{'-- invitations ':-<60}  {'-- turns ':-<56}\n"
+        f"{'configuration':<{width}}{'inv/s':>7}{'p50 s':>7}{'p99 s':>7}{'API/s':>7}"
+        f"  {'CPU% = serve+drv+pg+other':<25}{'ms/inv':>7}"
+        f"  {'turns/s':>7}{'p50 ms':>7}{'p99 ms':>7}  {'CPU% = serve+drv+pg+other':<25}"
+        f"{'ms/turn':>8}"
+    )
 
 
 def _cpu_cells(cpu: CpuSplit | None, count: int) -> str:
@@ -374,10 +386,10 @@ def _cpu_cells(cpu: CpuSplit | None, count: int) -> str:
     return f"{_pct(cpu.busy_share) + ' = ' + split:<25}{per:>7.1f}"
 
 
-def row(r: Result) -> str:
-    """One configuration's line of the table."""
+def row(r: Result, width: int = 0) -> str:
+    """One configuration's line of the table (the label `width` wide)."""
     return (
-        f"{r.config.label:<16}{r.invitations_per_second:>7.1f}"
+        f"{r.config.label:<{width}}{r.invitations_per_second:>7.1f}"
         f"{statistics.median(r.first_message):>7.2f}{_quantile(r.first_message, 0.99):>7.2f}"
         f"{r.invitations / r.api_seconds if r.api_seconds else 0:>7.0f}"
         f"  {_cpu_cells(r.cpu.get('invitations'), r.invitations)}"
@@ -412,44 +424,85 @@ def profile_lines(r: Result, folder: Path | None) -> list[str]:
     return lines
 
 
+def ratio_lines(results: list[Result]) -> list[str]:
+    """N PostgreSQL processes ÷ 1, for each max_in_flight; the target beside 4 ÷ 1."""
+    lines = []
+    for in_flight in dict.fromkeys(r.config.in_flight for r in results):
+        fleet = {
+            r.config.processes: r
+            for r in results
+            if r.config.database == "PostgreSQL"
+            and r.config.in_flight == in_flight
+            and not r.config.profiled
+        }
+        one = fleet.get(1)
+        for n, r in sorted(fleet.items()):
+            if one is None or n == 1:
+                continue
+            invitations = r.invitations_per_second / one.invitations_per_second
+            turns = r.turns_per_second / one.turns_per_second
+            verdict = ""
+            if n == 4:
+                met = "met" if invitations >= TARGET else "not met"
+                verdict = f"  (target ≥ {TARGET}× invitations/s: {met})"
+            lines.append(
+                f"PostgreSQL, {in_flight} in flight, {n} processes ÷ 1: invitations/s "
+                f"{invitations:.2f}×, turns/s {turns:.2f}×{verdict}"
+            )
+    return lines
+
+
 def report(
     results: list[Result], args: argparse.Namespace, notes: list[str], seconds: float
 ) -> str:
     """The table, the scaling ratios and, if profiled, where the largest PostgreSQL run spent
     its CPU."""
+    width = max(len(r.config.label) for r in results) + 2
     lines = [
         f"Scale bench: {args.invitations} invitations (batches of {args.batch}, "
         f"{args.callers} callers), then {args.customers} customers × {len(TURN_SCRIPT)} turns "
         f"({args.concurrency} at a time, webhooks round-robin); fake Bot API answering after "
         f"{args.latency * 1000:.0f} ms per call",
-        f"(cxbot serve: Telegram webhook, [delivery] max_in_flight = {args.max_in_flight}, "
-        f"32 lanes per delivery pass, 8 Bot API connections per process; the fake and the driver "
-        f"in this process; {os.cpu_count()} CPUs, Python {sys.version.split()[0]})",
+        f"(cxbot serve: Telegram webhook, [delivery] max_in_flight = "
+        f"{' and '.join(map(str, args.max_in_flight))}, 32 lanes per delivery pass, 8 Bot API "
+        f"connections per process; the fake and the driver in this process; {os.cpu_count()} "
+        f"CPUs, Python {sys.version.split()[0]})",
         *notes,
         "",
-        HEAD,
-        *(row(r) for r in results),
+        head(width),
+        *(row(r, width) for r in results),
         "",
     ]
-    postgres = {r.config.processes: r for r in results if r.config.database == "PostgreSQL"}
-    one = postgres.get(1)
-    for n, r in sorted(postgres.items()):
-        if one is None or n == 1:
-            continue
-        invitations = r.invitations_per_second / one.invitations_per_second
-        turns = r.turns_per_second / one.turns_per_second
-        verdict = ""
-        if n == 4:
-            met = "met" if invitations >= TARGET else "not met"
-            verdict = f"  (target ≥ {TARGET}× invitations/s: {met})"
-        lines.append(
-            f"PostgreSQL, {n} processes ÷ 1: invitations/s {invitations:.2f}×, "
-            f"turns/s {turns:.2f}×{verdict}"
-        )
+    lines += ratio_lines(results)
     for r in results:
         lines += profile_lines(r, args.profile)
     lines.append(f"{len(results)} configurations in {seconds:.0f} s")
     return "\n".join(lines)
+
+
+def _numbers(text: str) -> list[int]:
+    """ "1,2,4" → [1, 2, 4] (sorted, each once)."""
+    return sorted({int(n) for n in text.split(",") if n.strip()})
+
+
+def plan(args: argparse.Namespace, postgres: bool) -> list[Config]:
+    """The configurations, in order: per max_in_flight, PostgreSQL fleets then SQLite × 1;
+    then, with --profile, the largest PostgreSQL fleet again under py-spy."""
+    configs: list[Config] = []
+    for in_flight in args.max_in_flight:
+        if postgres:
+            configs += [
+                Config(len(configs) + i, "PostgreSQL", n, in_flight)
+                for i, n in enumerate(args.processes)
+            ]
+        if not args.no_sqlite:
+            configs.append(Config(len(configs), "SQLite", 1, in_flight))
+    if postgres and args.profile is not None:
+        largest = Config(
+            len(configs), "PostgreSQL", max(args.processes), max(args.max_in_flight), True
+        )
+        configs.append(largest)
+    return configs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -463,7 +516,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--latency", type=float, default=0.05, help="fake's seconds per call")
     parser.add_argument(
-        "--max-in-flight", type=int, default=8, help="[delivery] max_in_flight per process (8)"
+        "--max-in-flight",
+        default="8",
+        help="[delivery] max_in_flight per process; a comma-separated list runs each (8)",
     )
     parser.add_argument("--batch", type=int, default=100, help="invitations per POST (100)")
     parser.add_argument("--callers", type=int, default=4, help="concurrent POSTs (4)")
@@ -477,11 +532,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", type=Path, default=None, help="py-spy files go here")
     args = parser.parse_args(argv)
     try:
-        args.processes = sorted({int(n) for n in args.processes.split(",") if n.strip()})
+        args.processes = _numbers(args.processes)
+        args.max_in_flight = _numbers(args.max_in_flight)
     except ValueError:
-        parser.error("--processes takes numbers separated by commas, e.g. 1,2,4")
-    if min(args.processes, default=0) < 1 or args.invitations < 1 or args.batch < 1:
-        parser.error("--processes, --invitations and --batch must be at least 1")
+        parser.error("--processes and --max-in-flight take numbers separated by commas: 1,2,4")
+    counts = (args.invitations, args.customers, args.concurrency, args.batch, args.callers)
+    if min(*args.processes, *args.max_in_flight, *counts) < 1:
+        parser.error(
+            "--processes, --max-in-flight, --invitations, --customers, --concurrency, --batch "
+            "and --callers must be at least 1"
+        )
     args.customers = min(args.customers, args.invitations)
     notes: list[str] = []
     postgres: Postgres | None = None
@@ -495,10 +555,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             notes.append(f"PostgreSQL: skipped, {postgres.shown} does not answer ({why})")
             postgres = None
-    configs = [
-        *(Config(i, "PostgreSQL", n) for i, n in enumerate(args.processes if postgres else ())),
-        *([] if args.no_sqlite else [Config(len(args.processes), "SQLite", 1)]),
-    ]
+    configs = plan(args, postgres is not None)
     if not configs:
         raise SystemExit("nothing to measure: no PostgreSQL and --no-sqlite")
     started = time.perf_counter()
@@ -515,7 +572,7 @@ def main(argv: list[str] | None = None) -> None:
             with databases as url:
                 first_chat = 300_000 + config.number * 100_000
                 results.append(run_config(config, url, args, work, first_chat))
-        say(row(results[-1]))
+        say(row(results[-1], len(config.label) + 2))
     print(report(results, args, notes, time.perf_counter() - started))
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, func, select
 
-from storage.database import create_db_engine
+from storage.database import Database, create_db_engine
 from storage.tables import Conversation, Customer, Invitation, OutboxMessage
 from tests.conftest import _postgres_database
 from tests.fakes.kill_harness import serve_env
@@ -145,13 +145,17 @@ def test_three_processes_send_2000_invitations_and_reminders_once_across_a_kill(
         seed_customers(pg_url, CHATS)
         fake.known_chats.update(CHATS)  # they wrote to the bot before
         fleet = Fleet(env, tmp_path, PROCESSES)
+        watch = create_db_engine(pg_url)  # the test's own look at the outbox
         try:
             urls = fleet.start()
             posted = time.monotonic()
             send_after = datetime.now(UTC) + timedelta(seconds=SEND_AFTER)
             results = post_batches(urls[:2], key, invitation_rows(CHATS, send_after=send_after))
             stored_in = time.monotonic() - posted
-            assert Counter(r["status"] for r in results) == {"scheduled": INVITATIONS}
+            statuses = Counter(r["status"] for r in results)
+            assert statuses == {"scheduled": INVITATIONS}, (
+                f"{statuses}: storing took {stored_in:.1f} s, past send_after ({SEND_AFTER} s)"
+            )
             assert all(r["created"] for r in results)
 
             deadline = time.monotonic() + 120
@@ -161,19 +165,20 @@ def test_three_processes_send_2000_invitations_and_reminders_once_across_a_kill(
             asked_at_kill, reminded_at_kill = wire.counts()
             killed_pid = fleet.kill(VICTIM)
             killed_at = time.monotonic()
-            left_claimed = _claimed_by(pg_url, killed_pid)
+            left_claimed = _claimed_by(watch, killed_pid)
 
             taken_over: float | None = None
             deadline = time.monotonic() + 150
             while wire.counts() != (INVITATIONS, INVITATIONS) or taken_over is None:
                 assert time.monotonic() < deadline, f"{wire.counts()}\n{fleet.logs()}"
-                if taken_over is None and _claimed_by(pg_url, killed_pid) == 0:
+                if taken_over is None and _claimed_by(watch, killed_pid) == 0:
                     taken_over = time.monotonic() - killed_at
                 time.sleep(0.25)
             time.sleep(1.0)  # anything sent twice would arrive by now
             survivors = fleet.alive()
         finally:
             fleet.stop()
+            watch.dispose()
         seconds = time.monotonic() - started
         first_send = wire.first_send or killed_at
         repeats = wire.repeats()
@@ -213,22 +218,18 @@ def processes(indexes: list[int]) -> str:
     return " and ".join(map(str, indexes))
 
 
-def _claimed_by(db_url: str, pid: int) -> int:
+def _claimed_by(engine: Database, pid: int) -> int:
     """Unsent outbox rows claimed by the process `pid`."""
-    engine = create_db_engine(db_url)
-    try:
-        with Session(engine) as s:
-            return s.exec(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(
-                    col(OutboxMessage.claimed_by).contains(f":{pid}:"),
-                    col(OutboxMessage.sent_at).is_(None),
-                    col(OutboxMessage.failed_at).is_(None),
-                )
-            ).one()
-    finally:
-        engine.dispose()
+    with Session(engine) as s:
+        return s.exec(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                col(OutboxMessage.claimed_by).contains(f":{pid}:"),
+                col(OutboxMessage.sent_at).is_(None),
+                col(OutboxMessage.failed_at).is_(None),
+            )
+        ).one()
 
 
 def _stored(db_url: str) -> dict[str, object]:
