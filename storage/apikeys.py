@@ -9,14 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from storage.tables import ApiKey
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite gives back naive datetimes; every stored time is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+from storage.tables import ApiKey, as_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +28,7 @@ class StoredKey:
 
 def _stored(row: ApiKey) -> StoredKey:
     assert row.id is not None
-    created = _aware(row.created_at)
+    created = as_utc(row.created_at)
     assert created is not None
     return StoredKey(
         id=row.id,
@@ -44,8 +37,8 @@ def _stored(row: ApiKey) -> StoredKey:
         prefix=row.prefix,
         key_hash=row.key_hash,
         created_at=created,
-        revoked_at=_aware(row.revoked_at),
-        last_used_at=_aware(row.last_used_at),
+        revoked_at=as_utc(row.revoked_at),
+        last_used_at=as_utc(row.last_used_at),
     )
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from storage.tables import Conversation, Invitation, InvitationStatus
+from storage.tables import Conversation, Invitation, InvitationStatus, as_utc
 
 MAX_ERROR = 512
 MAX_DETAIL = 512
@@ -33,10 +33,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def _aware(value: Any) -> Any:
-    # SQLite gives back naive datetimes; every stored time is UTC.
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+    """`as_utc` for any column's value (only datetimes change)."""
+    return as_utc(value) if isinstance(value, datetime) else value
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -17,14 +17,8 @@ from storage.tables import (
     Customer,
     Invitation,
     InvitationStatus,
+    as_utc,
 )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite gives back naive datetimes; every stored time is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +54,7 @@ def _latest_start(session: Session, customer_id: int, flow_id: str | None) -> da
     if flow_id is not None:
         started = started.where(Conversation.flow_id == flow_id)
         invited = invited.where(Conversation.flow_id == flow_id)
-    found = [_aware(session.exec(stmt).one()) for stmt in (started, invited)]
+    found = [as_utc(session.exec(stmt).one()) for stmt in (started, invited)]
     return max((f for f in found if f is not None), default=None)
 
 
@@ -75,8 +69,8 @@ def invitation_facts(
         return InvitationFacts(known=False, suppressed=suppressed)
     return InvitationFacts(
         known=True,
-        opted_out_at=_aware(customer.opted_out_at),
-        unreachable_at=_aware(customer.unreachable_at),
+        opted_out_at=as_utc(customer.opted_out_at),
+        unreachable_at=as_utc(customer.unreachable_at),
         unreachable_reason=customer.unreachable_reason,
         last_surveyed_at=_latest_start(session, customer.id, None),
         last_flow_surveyed_at=(

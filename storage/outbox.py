@@ -20,7 +20,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from storage.tables import OutboxMessage, utcnow
+from storage.tables import OutboxMessage, as_utc, utcnow
 
 MAX_ERROR = 512
 # Writes go to the table itself (SQLAlchemy Core): the ORM's bulk paths cost several times more
@@ -189,6 +189,7 @@ def claim_due(
         stmt = _CLAIM
     stmt = stmt.order_by(_TABLE.c.id).limit(bindparam("limit")).with_for_update(skip_locked=True)
     rows = [ClaimedMessage(**row._mapping) for row in session.execute(stmt, params)]
+    rows += _following(session, rows, now=moment)
     if rows:
         session.execute(
             update(_TABLE)
@@ -196,6 +197,51 @@ def claim_due(
             .values(claimed_by=worker, claimed_until=moment + lease)
         )
     return rows
+
+
+# Kinds that only touch what the customer already has (a button's spinner, an old keyboard):
+# a turn queues them before its message, and a failed one is dropped, never retried.
+_COSMETIC = frozenset({KIND_BUTTON, KIND_CLOSE})
+_FOLLOWING = (
+    core_select(*_CLAIMED_COLUMNS, _TABLE.c.not_before, _TABLE.c.claimed_until)
+    .where(_unsent(), _TABLE.c.lane.in_(bindparam("lanes", expanding=True)))
+    .order_by(_TABLE.c.lane, _TABLE.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+def _following(
+    session: Session, heads: Sequence[ClaimedMessage], *, now: datetime
+) -> list[ClaimedMessage]:
+    """What follows a cosmetic lane head up to and including the lane's next message.
+
+    A turn queues "answer the button, close the old question, ask the next one": claimed one
+    lane head at a time, that took three passes of the delivery worker (three claiming
+    transactions, three waits). The rows taken here are the lane's next ones in order, due and
+    unclaimed; the worker sends cosmetic rows before messages, so each lane keeps its order.
+    No other worker takes them: only lane heads are claimed, and this lane's head is ours.
+    """
+    lanes = {h.lane: h.id for h in heads if h.kind in _COSMETIC}
+    if not lanes:
+        return []
+    params = {"lanes": list(lanes), "limit": 8 * len(lanes)}
+    taken: list[ClaimedMessage] = []
+    stopped: set[str] = set()
+    for row in session.execute(_FOLLOWING, params):
+        values = row._mapping
+        lane = values["lane"]
+        if lane in stopped or values["id"] <= lanes[lane]:
+            continue
+        not_before, claimed_until = as_utc(values["not_before"]), as_utc(values["claimed_until"])
+        due = not_before is None or not_before <= now
+        free = claimed_until is None or claimed_until < now
+        if not (due and free and values["kind"] in _COSMETIC | {KIND_MESSAGE}):
+            stopped.add(lane)  # the lane's order stops here
+            continue
+        taken.append(ClaimedMessage(**{f.name: values[f.name] for f in fields(ClaimedMessage)}))
+        if values["kind"] == KIND_MESSAGE:
+            stopped.add(lane)  # its next message: the rest waits for the next pass
+    return taken
 
 
 def get_message(session: Session, *, message_id: int) -> OutboxMessage | None:
