@@ -359,6 +359,44 @@ def test_only_the_oldest_unsent_row_of_each_lane_is_claimed(db: Engine) -> None:
         assert out_q.pending_in_lanes(s, lanes=["telegram:1", "telegram:2"]) == 0
 
 
+def cosmetic(db: Engine, recipient: str, text: str, kind: str = out_q.KIND_BUTTON) -> int:
+    """A button answer (or close) row; its body carries `text` so `claim` can name it."""
+    with transaction(db) as s:
+        return out_q.enqueue(
+            s, channel="telegram", recipient=recipient, kind=kind, body={"text": text}
+        )
+
+
+def test_a_cosmetic_head_brings_its_lane_up_to_the_next_message(db: Engine) -> None:
+    # What a press queues: answer the button, close the old question, ask the next one.
+    ids = [
+        cosmetic(db, "1", "answer"),
+        cosmetic(db, "1", "close", kind=out_q.KIND_CLOSE),
+        put(db, "1", "next question"),
+        put(db, "1", "after that"),
+    ]
+    put(db, "2", "b1")
+    assert claim(db) == ["answer", "b1", "close", "next question"]
+    assert claim(db, worker="w2") == []  # the lane is held: its head is claimed
+    assert [outbox_row(db, i).claimed_by for i in ids] == ["w1", "w1", "w1", None]
+
+
+def test_the_lane_stops_at_a_row_not_yet_due(db: Engine) -> None:
+    cosmetic(db, "1", "answer")
+    close = cosmetic(db, "1", "close", kind=out_q.KIND_CLOSE)
+    put(db, "1", "next question")
+    now = utcnow()
+    with transaction(db) as s:  # the close waits (a retry): nothing after it may overtake it
+        out_q.record_retry(s, message_id=close, error="x", not_before=now + timedelta(minutes=1))
+    assert claim(db, now=now) == ["answer"]
+
+
+def test_a_message_head_brings_nothing_more(db: Engine) -> None:
+    put(db, "1", "q1")
+    cosmetic(db, "1", "answer")
+    assert claim(db) == ["q1"]
+
+
 def test_claim_stamps_the_worker_and_its_lease(db: Engine) -> None:
     row_id = put(db, "1", "a1")
     now = utcnow()
