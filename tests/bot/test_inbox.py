@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -79,3 +80,34 @@ async def test_a_good_turn_commits_its_answer_and_marks_the_update(app: App) -> 
         assert len(session.exec(select(Conversation)).all()) == 1
         assert session.exec(select(OutboxMessage)).all() != []
         assert session.exec(select(Answer)).all() == []
+
+
+async def test_announced_updates_are_processed_without_waiting_for_the_poll(
+    any_db_app: App,
+) -> None:
+    """Each recorded update is looked for when announced; one held back behind an earlier
+    update of its lane is looked for again once that one is done — not at the next poll."""
+    app = any_db_app
+    inbox = Inbox(db=app.db)
+    worker = InboxWorker(
+        db=app.db, engine=app.engine, translators={CHANNEL: _start}, poll_seconds=60
+    )
+    inbox.on_recorded(worker.nudge)
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.1)  # the loops have looked once and now wait for news
+        updates = [
+            RawUpdate(event_key=f"u{n}", lane=f"{CHANNEL}:{user}", body={"user": user})
+            for n, user in enumerate([5, 5, 6, 5])
+        ]
+        await inbox.record(CHANNEL, updates)
+        for _ in range(100):
+            with transaction(app.db) as session:
+                rows = session.exec(select(InboxUpdate)).all()
+            if all(r.processed_at is not None for r in rows):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(rows) == 4 and all(r.processed_at is not None for r in rows)
