@@ -154,6 +154,11 @@ class Profiler:
 
     def start(self) -> None:
         """Attach to every process."""
+        if not PY_SPY.exists():
+            raise SystemExit(
+                f"--profile needs py-spy beside {sys.executable} (the dev extra installs it: "
+                "pip install -e '.[dev]')"
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         for pid, out in zip(self._pids, self.files, strict=True):
             self._procs.append(
