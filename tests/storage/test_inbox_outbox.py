@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,28 +13,9 @@ from sqlmodel import col, select
 
 from storage import inbox as in_q
 from storage import outbox as out_q
-from storage.database import open_database, transaction
+from storage.database import transaction
 from storage.inbox import NewUpdate
 from storage.tables import InboxUpdate, OutboxMessage, utcnow
-from tests.conftest import _postgres_database
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    engine = open_database(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def pg_db() -> Iterator[Engine]:
-    """A fresh PostgreSQL database (the test is skipped when the server is not reachable)."""
-    for url in _postgres_database():
-        engine = open_database(url)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
 
 
 def new(key: str, lane: str, **body: object) -> NewUpdate:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,28 +11,10 @@ from sqlalchemy import Engine
 from storage import apikeys, suppressions
 from storage import invitation_rows as rows
 from storage.customers import upsert_customer
-from storage.database import open_database, transaction
+from storage.database import transaction
 from storage.invitation_rows import NewInvitation
-from tests.conftest import _postgres_database
 
 T0 = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    engine = open_database(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def pg_db() -> Iterator[Engine]:
-    for url in _postgres_database():
-        engine = open_database(url)
-        try:
-            yield engine
-        finally:
-            engine.dispose()
 
 
 def add(

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import Engine
 
 from storage import conversations, customers, flow_versions, reports, reviews, sentiment
-from storage.database import open_database, transaction
+from storage.database import transaction
 from storage.tables import Conversation, ConversationState, ReviewStatus
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    engine = open_database(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _conversation(db: Engine, user: str = "ann", channel: str = "telegram") -> Conversation:
