@@ -31,7 +31,6 @@ from bot.messages import (
 from bot.texts import bot_text
 from storage import outbox as out_q
 from storage.database import Session
-from storage.tables import OutboxMessage
 
 # Channels whose messages go through the outbox (the console prints its replies itself).
 OUTBOX_CHANNELS = frozenset({"telegram", "slack"})
@@ -105,7 +104,7 @@ def enqueue_notice(session: Session, notice: Notice) -> None:
 # -- one turn ---------------------------------------------------------------------------------
 
 
-def pressed_question(session: Session, msg: IncomingMessage) -> OutboxMessage | None:
+def pressed_question(session: Session, msg: IncomingMessage) -> out_q.QuestionRow | None:
     """The sent question a button press was made on, if the bot knows it (one lookup a turn)."""
     press = msg.press
     if msg.kind != MessageKind.BUTTON or press is None or press.message_id is None:
@@ -115,7 +114,7 @@ def pressed_question(session: Session, msg: IncomingMessage) -> OutboxMessage | 
 
 
 def closed_press(
-    session: Session, msg: IncomingMessage, pressed: OutboxMessage | None, locale: str
+    session: Session, msg: IncomingMessage, pressed: out_q.QuestionRow | None, locale: str
 ) -> bool:
     """A tap on buttons already closed: queue a short notice and return True (no turn).
 
@@ -138,7 +137,7 @@ def write_turn(
     msg: IncomingMessage,
     replies: Sequence[OutgoingMessage],
     *,
-    pressed: OutboxMessage | None = None,
+    pressed: out_q.QuestionRow | None = None,
 ) -> None:
     """Queue everything the turn decided to send, in the order the customer should see it.
 
@@ -149,7 +148,7 @@ def write_turn(
     rows: list[dict[str, Any]] = []
     press = msg.press if msg.kind == MessageKind.BUTTON else None
     answered = next((r.answered for r in replies if r.answered is not None), None)
-    live: OutboxMessage | _Unknown | None = UNKNOWN  # the chat's question with live buttons
+    live: out_q.QuestionRow | _Unknown | None = UNKNOWN  # the chat's question with live buttons
     if press is not None:
         _answer_button(rows, msg, press, None)
     if press is not None and press.message_id is not None:
@@ -223,13 +222,13 @@ def _close_pressed(
     rows: list[dict[str, Any]],
     msg: IncomingMessage,
     press: ButtonPress,
-    row: OutboxMessage | None,
+    row: out_q.QuestionRow | None,
     label: str | None,
 ) -> None:
     assert press.message_id is not None
     text = press.message_text
     if row is not None:
-        out_q.mark_closed(session, row=row, label=label)
+        out_q.mark_closed(session, row_id=row.id, label=label)
         text = text if text is not None else str(row.body.get("text") or "")
     rows.append(
         out_q.new_row(
@@ -257,8 +256,12 @@ def _close_row(channel: str, recipient: str, ref: int | None, label: str | None)
 
 
 def _close_live(
-    session: Session, rows: list[dict[str, Any]], channel: str, recipient: str, live: OutboxMessage
+    session: Session,
+    rows: list[dict[str, Any]],
+    channel: str,
+    recipient: str,
+    live: out_q.QuestionRow,
 ) -> None:
     """Take the buttons off the chat's live question (no label: it was not pressed)."""
     rows.append(_close_row(channel, recipient, live.id, None))
-    out_q.mark_closed(session, row=live, label=None)
+    out_q.mark_closed(session, row_id=live.id, label=None)

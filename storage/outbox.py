@@ -17,8 +17,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, update
 from sqlalchemy import select as core_select
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from storage.tables import OutboxMessage, as_utc, utcnow
 
@@ -356,25 +355,36 @@ def next_due(session: Session, *, channels: Collection[str]) -> datetime | None:
 # -- questions with buttons -------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class QuestionRow:
+    """A queued or sent question message: what a turn needs to close its buttons."""
+
+    id: int
+    question_id: str | None
+    body: dict[str, Any]
+    closed_at: datetime | None
+    chosen_label: str | None
+
+
+_QUESTION_COLUMNS = [getattr(_TABLE.c, f.name) for f in fields(QuestionRow)]
+# Core reads into plain rows: a turn makes one of these, and ORM objects cost more than the SQL.
 _OPEN_QUESTION = (
-    select(OutboxMessage)
+    core_select(*_QUESTION_COLUMNS)
     .where(
-        OutboxMessage.lane == bindparam("lane"),
-        OutboxMessage.kind == KIND_MESSAGE,
-        col(OutboxMessage.question_id).is_not(None),
-        col(OutboxMessage.closed_at).is_(None),
-        col(OutboxMessage.failed_at).is_(None),
+        _TABLE.c.lane == bindparam("lane"),
+        _TABLE.c.kind == KIND_MESSAGE,
+        _TABLE.c.question_id.is_not(None),
+        _TABLE.c.closed_at.is_(None),
+        _TABLE.c.failed_at.is_(None),
     )
-    .order_by(col(OutboxMessage.id).desc())
+    .order_by(_TABLE.c.id.desc())
     .limit(1)
 )
-_BY_PLATFORM_ID = select(OutboxMessage).where(
-    OutboxMessage.lane == bindparam("lane"),
-    OutboxMessage.platform_message_id == bindparam("platform_message_id"),
-    OutboxMessage.kind == KIND_MESSAGE,
+_BY_PLATFORM_ID = core_select(*_QUESTION_COLUMNS).where(
+    _TABLE.c.lane == bindparam("lane"),
+    _TABLE.c.platform_message_id == bindparam("platform_message_id"),
+    _TABLE.c.kind == KIND_MESSAGE,
 )
-
-
 _CLOSE = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("row_id"))
@@ -382,25 +392,27 @@ _CLOSE = (
 )
 
 
-def open_question(session: Session, *, lane: str) -> OutboxMessage | None:
+def _question(row: Any) -> QuestionRow | None:
+    return None if row is None else QuestionRow(**row._mapping)
+
+
+def open_question(session: Session, *, lane: str) -> QuestionRow | None:
     """The lane's question whose buttons are still live (at most one per lane)."""
-    return session.exec(_OPEN_QUESTION, params={"lane": lane}).first()
+    return _question(session.execute(_OPEN_QUESTION, {"lane": lane}).first())
 
 
 def question_by_platform_id(
     session: Session, *, lane: str, platform_message_id: str
-) -> OutboxMessage | None:
+) -> QuestionRow | None:
     """The question message the platform knows by this id, if the bot sent it."""
     params = {"lane": lane, "platform_message_id": platform_message_id}
-    return session.exec(_BY_PLATFORM_ID, params=params).first()
+    return _question(session.execute(_BY_PLATFORM_ID, params).first())
 
 
-def mark_closed(session: Session, *, row: OutboxMessage, label: str | None) -> None:
+def mark_closed(session: Session, *, row_id: int, label: str | None) -> None:
     """Its buttons are (being) taken away; `label` is the answer chosen there, if any."""
-    values = {"closed_at": utcnow(), "chosen_label": label[:128] if label is not None else None}
-    session.execute(_CLOSE, {"row_id": row.id, **values})
-    for name, value in values.items():  # the object shows it, with nothing left to flush
-        set_committed_value(row, name, value)
+    label = label[:128] if label is not None else None
+    session.execute(_CLOSE, {"row_id": row_id, "closed_at": utcnow(), "chosen_label": label})
 
 
 def forget_finished_messages(session: Session, *, created_before: datetime) -> int:

@@ -527,12 +527,12 @@ def test_closed_and_failed_questions_are_not_open(db: Engine) -> None:
         out_q.record_failed(s, message_id=ces, error="refused")
         current = out_q.open_question(s, lane=lane)
         assert current is not None and current.id == nps
-        out_q.mark_closed(s, row=current, label="9 " + "x" * 200)
+        out_q.mark_closed(s, row_id=current.id, label="9 " + "x" * 200)
         assert out_q.open_question(s, lane=lane) is None
     closed = outbox_row(db, nps)
     assert closed.closed_at is not None and closed.chosen_label == ("9 " + "x" * 200)[:128]
     with transaction(db) as s:
-        out_q.mark_closed(s, row=outbox_row(db, nps), label=None)
+        out_q.mark_closed(s, row_id=nps, label=None)
     assert outbox_row(db, nps).chosen_label is None
 
 
