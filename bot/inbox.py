@@ -130,20 +130,21 @@ class InboxWorker:
         await asyncio.gather(*(self._loop() for _ in range(self._concurrency)))
 
     async def _loop(self) -> None:
-        await self._drain()  # what was recorded before this process started
+        loop = asyncio.get_running_loop()
+        look_by = loop.time()  # what was recorded before this process started
         while True:
-            if self._announced > 0:
-                self._announced -= 1
-                if not await self.process_one():
-                    self._missed += 1
-                continue
-            if not await wait_for_event(self._wake, self._poll):
-                # Nothing announced for a while: look for what nobody announced (another
+            if loop.time() >= look_by:
+                # Every poll interval, however busy: look for what nobody announced (another
                 # process's updates, a failed update whose retry time came, a missed look).
                 self._missed = 0
                 await self._drain()
-            elif self._announced == 0:
-                self._wake.clear()
+                look_by = loop.time() + self._poll
+            elif self._announced > 0:
+                self._announced -= 1
+                if not await self.process_one():
+                    self._missed += 1
+            elif await wait_for_event(self._wake, look_by - loop.time()) and not self._announced:
+                self._wake.clear()  # another loop took what was announced
 
     async def _drain(self) -> None:
         while await self.process_one():

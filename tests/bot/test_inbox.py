@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from storage.tables import Answer, Conversation, Customer, InboxUpdate, OutboxMe
 CHANNEL = "telegram"
 
 
-def _start(body: dict[str, Any]) -> Inbound:
+def _start(body: Mapping[str, Any]) -> Inbound:
     return IncomingMessage(channel=CHANNEL, user_id=str(body["user"]), kind=MessageKind.START)
 
 
@@ -51,7 +52,7 @@ async def test_a_turn_that_fails_after_writing_leaves_nothing_but_the_failure(ap
 
 
 async def test_after_the_last_attempt_the_update_is_kept_with_its_error(app: App) -> None:
-    def broken(body: dict[str, Any]) -> Inbound:
+    def broken(body: Mapping[str, Any]) -> Inbound:
         raise ValueError("bad update")
 
     await _record(app, 8)
@@ -111,3 +112,52 @@ async def test_announced_updates_are_processed_without_waiting_for_the_poll(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert len(rows) == 4 and all(r.processed_at is not None for r in rows)
+
+
+async def test_a_failed_update_is_retried_while_others_keep_arriving(app: App) -> None:
+    """The look for unannounced work (a retry come due) is made every poll interval, however
+    busy the worker is with announced updates."""
+    inbox = Inbox(db=app.db)
+    failures = {"u-flaky": 1}
+
+    def flaky(body: Mapping[str, Any]) -> Inbound:
+        key = str(body["key"])
+        if failures.get(key, 0) > 0:
+            failures[key] -= 1
+            raise RuntimeError("not yet")
+        return _start(body)
+
+    worker = InboxWorker(
+        db=app.db, engine=app.engine, translators={CHANNEL: flaky}, poll_seconds=0.2
+    )
+    inbox.on_recorded(worker.nudge)
+    task = asyncio.create_task(worker.run())
+    try:
+        await inbox.record(
+            CHANNEL,
+            [
+                RawUpdate(
+                    event_key="u-flaky", lane=f"{CHANNEL}:1", body={"user": 1, "key": "u-flaky"}
+                )
+            ],
+        )
+        # The retry is due 1 s after the failure; meanwhile updates of others keep coming.
+        for n in range(40):
+            key = f"u{n}"
+            body = {"user": 100 + n, "key": key}
+            await inbox.record(
+                CHANNEL, [RawUpdate(event_key=key, lane=f"{CHANNEL}:{100 + n}", body=body)]
+            )
+            await asyncio.sleep(0.05)
+        for _ in range(40):
+            with transaction(app.db) as session:
+                flaky_row = session.exec(
+                    select(InboxUpdate).where(InboxUpdate.event_key == "u-flaky")
+                ).one()
+            if flaky_row.processed_at is not None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert flaky_row.processed_at is not None and flaky_row.attempts == 1
