@@ -7,7 +7,9 @@ Both render an `OutgoingMessage` the same way: the text, then scale choices on o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TextIO
@@ -121,10 +123,41 @@ async def run_console(
         if interactive:
             out.write("> ")
             out.flush()
-        line = await asyncio.to_thread(inp.readline)
+        line = await read_line(inp)
         if not line:  # end of input
             if interactive:
                 out.write("\n")
             return 0
         text = line.rstrip("\r\n")
         show(await handler(IncomingMessage(channel=CHANNEL, user_id=user_id, text=text)))
+
+
+async def read_line(inp: TextIO) -> str:
+    """`inp.readline()` in a daemon thread of its own, without holding up shutdown.
+
+    `asyncio.to_thread` would use the loop's executor, which `asyncio.run` waits for at exit:
+    Ctrl-C at the prompt then did nothing until Enter. A daemon thread is left blocked instead;
+    the process exits without it.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str] = loop.create_future()
+
+    def settle(line: str | None, error: BaseException | None) -> None:
+        if done.done():  # cancelled meanwhile (Ctrl-C): nobody waits for the line
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(line or "")
+
+    def read() -> None:
+        try:
+            line, error = inp.readline(), None
+        except Exception as exc:  # handed to the awaiting coroutine, raised there
+            line, error = None, exc
+        # RuntimeError: the loop closed while we were blocked, so the line is not wanted.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, line, error)
+
+    threading.Thread(target=read, name="console-readline", daemon=True).start()
+    return await done

@@ -44,19 +44,24 @@ event, only after the inbox committed it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
+from slack_bolt import BoltResponse
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from adapters import slack_blocks as kit
 from adapters.retrying import RetryPolicy, Sleep
@@ -92,6 +97,60 @@ PROFILE_POLICY = RetryPolicy(attempts=2, backoff=0.2, max_backoff=0.2, max_retry
 PROFILE_TIMEOUT = 1.5
 MAX_NOTICE = 3000  # an ephemeral notice's text
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # Unix seconds; anything else is not Slack's
+SIGNATURE_MAX_AGE = 300  # seconds, as Slack and Bolt have it: older requests may be replays
+
+
+def _signed(secret: bytes, body: bytes, headers: Headers) -> bool:
+    """Whether Slack signed `body` within the last five minutes (`X-Slack-Signature`).
+
+    Computed on the raw bytes (slack_sdk's verifier decodes them first, and fails on non-UTF-8).
+    """
+    timestamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not _TIMESTAMP.fullmatch(timestamp) or not signature.isascii():
+        return False
+    if abs(time.time() - int(timestamp)) > SIGNATURE_MAX_AGE:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+T = TypeVar("T")
+
+
+class _ListenerFailed(Exception):
+    """A listener failed for a reason other than the body (the inbox, Slack's API): retried."""
+
+
+async def _retryable(work: Awaitable[T], what: str) -> T:
+    """`await work`; its failure (the inbox, the database, Slack's API — not the body) logged
+    and raised as `_ListenerFailed`, which answers Slack 500 so that it retries."""
+    try:
+        return await work
+    except Exception as exc:
+        log.error("Slack: %s failed", what, exc_info=exc)
+        raise _ListenerFailed(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+class _Unreadable(Exception):
+    """A signed body that the pure translations cannot read: answered 400, not retried."""
+
+
+def _readable(translate: Callable[[Mapping[str, Any]], T], body: Mapping[str, Any]) -> T:
+    """`translate(body)`, its errors as `_Unreadable`: translation is pure (no I/O), so any
+    error there is the body's fault, and Slack retrying it would not help."""
+    try:
+        return translate(body)
+    except Exception as exc:
+        raise _Unreadable(f"{type(exc).__name__}: {exc}") from None
+
+
+def _unreadable(reason: str) -> Response:
+    # Signed, so by Slack (or by someone holding the secret): worth a line, never the body.
+    log.warning("Slack: refused a signed request (400): %s", reason)
+    return JSONResponse({"error": reason}, status_code=400)
 
 
 # -- Slack → cxbot --------------------------------------------------------------------------------
@@ -407,7 +466,9 @@ class SlackChannel:
         self.desk = desk
         self._profiles: dict[str, dict[str, str | None]] = {}  # user → PROFILE_KEY's value
         self._socket: AsyncSocketModeHandler | None = None
-        self._http = AsyncSlackRequestHandler(app)
+        # Bolt keeps the signing secret to itself; checking it here, before Bolt parses the body,
+        # means nothing unsigned is ever parsed (and a malformed header is a 401, not a 500).
+        self._secret = app._signing_secret.encode()
         self.bot_user_id: str | None = None
         app.event("message")(self._on_message)
         app.action(re.compile(f"^{kit.ANSWER_ACTION}_"))(self._on_answer)
@@ -450,31 +511,65 @@ class SlackChannel:
             self._socket = None
 
     async def http_endpoint(self, request: Request) -> Response:
-        """`POST /slack/events`: Bolt verifies the signature and timestamp, then dispatches."""
+        """`POST /slack/events`: the signature and timestamp are checked before anything is
+        parsed (401, one log line with the size), a signed body Bolt cannot read is a 400, then
+        Bolt dispatches it."""
+        body = await request.body()
+        if not _signed(self._secret, body, request.headers):
+            log.warning("Slack: refused an unsigned or stale %d-byte request (401)", len(body))
+            return JSONResponse({"error": "invalid request signature"}, status_code=401)
+        try:
+            bolt_request = to_async_bolt_request(request, body)
+        except Exception as exc:  # Bolt parses the body in the constructor: bytes, JSON, form
+            return _unreadable(f"body is not a readable Slack payload ({type(exc).__name__})")
+        if not isinstance(bolt_request.body, dict):
+            return _unreadable("body is not a JSON object")
         retry = request.headers.get(RETRY_HEADER)
         if retry is not None:
             # Recorded again harmlessly (the inbox keeps one row per event id); the log says why.
             log.info("Slack retry %s (%s)", retry, request.headers.get("x-slack-retry-reason", "?"))
-        return await self._http.handle(request)
+        try:
+            answer = await self.app.async_dispatch(bolt_request)
+        except _ListenerFailed:
+            # Ours (e.g. the inbox could not record it), logged in `_retryable`: Slack retries.
+            return JSONResponse({"error": "not recorded; retry"}, status_code=500)
+        except Exception as exc:
+            # Other failures come back as answers (`_on_error`); what escapes is Bolt failing on
+            # the body's shape in its own error path (e.g. `"actions": null`): the body's fault.
+            return _unreadable(f"Bolt cannot read this body ({type(exc).__name__})")
+        return to_starlette_response(answer)
 
-    async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
-        log.error("handling a Slack request failed (%s)", body.get("type"), exc_info=error)
-        raise error  # HTTP 500 / no Socket Mode ack: Slack retries, the inbox dedups
+    async def _on_error(self, error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+        if isinstance(error, _ListenerFailed):
+            # Logged where it happened. HTTP 500 / no Socket Mode ack: Slack retries, the inbox
+            # dedups. (Bolt calls this twice, as listener and as middleware error handler.)
+            raise error
+        # Anything else failed on the body's shape — in Bolt's matching or in the pure
+        # translations — so a retry would fail the same way: 400, and one line.
+        log.warning(
+            "Slack: refused a %s request (400): %s: %s",
+            body.get("type") if isinstance(body, dict) else "?",
+            type(error).__name__,
+            error,
+        )
+        return BoltResponse(status=400, body='{"error": "not a readable Slack request"}')
 
     # -- customers ----------------------------------------------------------------------------
 
     async def _on_message(self, body: dict[str, Any]) -> None:
-        found = translate_event(body)
+        found = _readable(translate_event, body)
         if isinstance(found, Ignored):
             log.debug("ignoring Slack event %s: %s", body.get("event_id"), found.reason)
             return
         # Bolt answers Slack once this returns: after the inbox committed the event.
-        await self._record([raw_event(await self._with_profile(body, found.user_id))])
+        profiled = await self._with_profile(body, found.user_id)
+        await _retryable(self._record([_readable(raw_event, profiled)]), "recording a Slack event")
 
     async def _on_answer(self, ack: Any, body: dict[str, Any]) -> None:
-        found = translate_answer(body)
+        found = _readable(translate_answer, body)
         if isinstance(found, IncomingMessage):
-            await self._record([raw_event(await self._with_profile(body, found.user_id))])
+            profiled = await self._with_profile(body, found.user_id)
+            await _retryable(self._record([_readable(raw_event, profiled)]), "recording a press")
         await ack()
 
     async def _with_profile(self, body: Mapping[str, Any], user: str) -> dict[str, Any]:
@@ -561,28 +656,29 @@ class SlackChannel:
     async def _on_alert_button(self, ack: Any, body: dict[str, Any]) -> None:
         """Acknowledge / Resolve / Reply on an alert: the desk decides; a notice or a modal."""
         await ack()
-        press = translate_support_press(body)
+        press = _readable(translate_support_press, body)
         if isinstance(press, Ignored):
             log.info("alert button ignored: %s", press.reason)
             return
         if self.desk is None:
             log.warning("an alert button was pressed, but no support desk is wired here")
             return
-        outcome = await self.desk.press(press)
+        outcome = await _retryable(self.desk.press(press), "an alert button")
         if isinstance(outcome, SupportNotice):
-            await self._notify_presser(body, outcome.text)
+            await _retryable(self._notify_presser(body, outcome.text), "notifying the presser")
         elif isinstance(outcome, SupportForm):
             container = body.get("container") or {}
             view = kit.support_modal(
                 outcome, str(container.get("channel_id", "")), str(container.get("message_ts", ""))
             )
-            await self._call(
+            opened = self._call(
                 "views_open", "views.open", trigger_id=body.get("trigger_id"), view=view
             )
+            await _retryable(opened, "views.open")
 
     async def _on_support_form(self, ack: Any, body: dict[str, Any]) -> None:
         """A resolve or reply modal submitted: closed when done, else kept open with why."""
-        form = translate_support_form(body)
+        form = _readable(translate_support_form, body)
         if isinstance(form, Ignored):
             log.info("support form ignored: %s", form.reason)
             await ack()
@@ -591,7 +687,7 @@ class SlackChannel:
             log.warning("a support form was submitted, but no support desk is wired here")
             await ack()
             return
-        outcome = await self.desk.submit(form)
+        outcome = await _retryable(self.desk.submit(form), "a support form")
         if isinstance(outcome, SupportFormError):
             block = kit.FORM_INPUTS[form.action][0]
             errors = {block: outcome.text[: kit.MAX_FORM_ERROR]}

@@ -79,8 +79,14 @@ _CONTENT_KINDS = (
 
 # The channel's own words (the survey's words come from the engine), by language.
 NOTICES: Mapping[str, Mapping[str, str]] = {
-    "en": {"private_only": "I only run surveys in private chats. Please message me directly."},
-    "es": {"private_only": "Solo hago encuestas en chats privados. Escríbeme directamente."},
+    "en": {
+        "private_only": "I only run surveys in private chats. Please message me directly.",
+        "not_your_survey": "This survey belongs to someone else.",
+    },
+    "es": {
+        "private_only": "Solo hago encuestas en chats privados. Escríbeme directamente.",
+        "not_your_survey": "Esta encuesta es de otra persona.",
+    },
 }
 
 
@@ -128,7 +134,9 @@ def translate_json(data: Mapping[str, Any]) -> Inbound:
         if not isinstance(update.update_id, int):
             raise TypeError("update_id is not a number")
         return translate_update(update)
-    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+    except Exception as exc:
+        # Building and translating are pure (no I/O), so any error is the JSON's fault: a date
+        # of 1e18 is an OSError from the C library, a chat that is a list an AttributeError.
         raise ValueError(f"not a Telegram update: {exc!r}") from None
 
 
@@ -155,7 +163,11 @@ def raw_update(data: Mapping[str, Any]) -> RawUpdate:
     Raises ValueError when the JSON is not a readable Telegram update.
     """
     translate_json(data)  # refuse what could never be processed, before it is acknowledged
-    return RawUpdate(event_key=str(data.get("update_id")), lane=_lane_of(data), body=dict(data))
+    try:
+        lane = _lane_of(data)
+    except AttributeError as exc:  # a `chat` that is not an object: nothing to key it by
+        raise ValueError(f"not a Telegram update: {exc!r}") from None
+    return RawUpdate(event_key=str(data.get("update_id")), lane=lane, body=dict(data))
 
 
 def _lane_of(data: Mapping[str, Any]) -> str:
@@ -211,6 +223,15 @@ def _from_button(update: Update) -> Inbound:
             channel=CHANNEL,
             recipient=str(message.chat.id),
             text=notice("private_only", user.language_code),
+            query_id=query.id,
+        )
+    if user.id != message.chat.id:
+        # In a private chat the presser is the chat; one who is not must never answer for the
+        # chat's customer (a forged or replayed update): a notice to the presser only.
+        return Notice(
+            channel=CHANNEL,
+            recipient=str(user.id),
+            text=notice("not_your_survey", user.language_code),
             query_id=query.id,
         )
     text = label = None

@@ -10,6 +10,8 @@ from bot.config import Settings, load_settings
 from bot.engine import Engine
 from bot.flow_catalog import FlowCatalog
 from bot.invitations.touchpoints import check_touchpoint_flows
+from bot.log_format import use_json_logs
+from bot.log_redaction import configured_secrets, install_redaction
 from storage.database import Database, open_database
 
 
@@ -42,11 +44,15 @@ def build_app(settings: Settings) -> App:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log to standard error at the configured level."""
+    """Log to standard error at the configured level, with every configured secret redacted
+    from every record (`bot.log_redaction`)."""
+    install_redaction(configured_secrets(settings))
     logging.basicConfig(
         level=settings.general.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.general.log_format == "json":
+        use_json_logs()
     if settings.general.log_level != "DEBUG":
         # Alembic narrates every start-up at INFO; only its problems matter to an operator.
         logging.getLogger("alembic").setLevel(logging.WARNING)

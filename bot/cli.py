@@ -22,10 +22,12 @@ from bot.channel_commands import (
     telegram_command,
 )
 from bot.config import Settings
-from bot.errors import CxbotError
+from bot.doctor import add_doctor_command, doctor_command
+from bot.errors import CxbotError, FlowProblem
 from bot.flow_loader import validate_files
 from bot.invitation_report import format_sections, invitation_sections
 from bot.metrics import build_report, format_report
+from bot.privacy_commands import add_privacy_commands, customers_command
 from bot.sentiment_worker import SentimentWorker
 from storage.database import transaction
 from storage.errors import StorageError
@@ -114,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_channel_commands(sub, common, _key_value)
     add_api_commands(sub, common)
+    add_privacy_commands(sub, common)
+    add_doctor_command(sub, common)
     return parser
 
 
@@ -142,7 +146,8 @@ async def _chat_loop(app: App, args: argparse.Namespace) -> int:
         user_id=customer,
         flow_id=args.flow,
         context=dict(args.context),
-        first_name=args.customer,
+        # The name the help promises: the login name unless --customer says otherwise.
+        first_name=customer,
         locale=args.locale,
     )
     if not app.settings.sentiment.enabled:
@@ -170,6 +175,9 @@ def _report(args: argparse.Namespace) -> int:
             rows = score_answers(session, flow_id=args.flow, channel=args.channel)
             late = late_comment_count(session, flow_id=args.flow, channel=args.channel)
             invited = invitation_sections(session, flow_id=args.flow, channel=args.channel)
+        if args.flow is not None and not rows and not late and args.flow not in app.catalog.ids():
+            # A typo would print an empty table; a flow since removed still has its answers.
+            app.catalog.get(args.flow)  # raises UnknownFlowError, naming the known flows
     finally:
         app.close()
     report = build_report(rows, late_comments=late)
@@ -186,8 +194,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _flows(args: argparse.Namespace) -> int:
     if args.flows_command == "validate":
-        problems = validate_files(args.paths)
-        for problem in problems:
+        warnings: list[FlowProblem] = []
+        problems = validate_files(args.paths, warnings=warnings)
+        for problem in [*problems, *warnings]:
             print(problem)
         if problems:
             return EXIT_ERROR
@@ -210,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"chat": _chat, "report": _report, "flows": _flows, "nlp": nlp_command}
     handlers.update(serve=serve_command, invite=invite_command, telegram=telegram_command)
     handlers.update(apikeys=apikeys_command, suppress=suppress_command)
+    handlers.update(customers=customers_command)
+    handlers.update(doctor=doctor_command)
     try:
         return handlers[args.command](args)
     except USER_ERRORS as exc:

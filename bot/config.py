@@ -63,6 +63,8 @@ class GeneralSettings(_Section):
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # text: one readable line per record; json: one JSON object per line (bot/log_format.py).
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("data_dir")
     @classmethod
@@ -95,6 +97,12 @@ class SurveySettings(_Section):
     max_text_length: Annotated[int, Field(ge=16, le=100_000)] = 2000
     max_invalid_attempts: Annotated[int, Field(ge=1, le=10)] = 2
     default_locale: str = "en"
+    # Flood limit (Telegram and Slack): past this many messages from one customer in one window
+    # of `rate_limit_seconds`, they get one notice and the rest are ignored (0: no limit).
+    rate_limit_messages: Annotated[int, Field(ge=0, le=10_000)] = 20
+    rate_limit_seconds: Annotated[int, Field(ge=1, le=86_400)] = 60
+    # Late comments kept per survey; more are acknowledged but not stored.
+    max_late_comments: Annotated[int, Field(ge=0, le=1000)] = 5
 
 
 DEFAULT_KEYWORDS = ["cancel", "refund", "lawyer", "chargeback", "complaint", "scam"]
@@ -375,6 +383,14 @@ class DeliverySettings(_Section):
     lease_seconds: Annotated[float, Field(ge=30.0, le=3600.0)] = 120.0
 
 
+class PrivacySettings(_Section):
+    """Keeping free text only as long as needed (`bot.privacy`)."""
+
+    # Free-text answers and late comments older than this many days are deleted by the hourly
+    # housekeeping of `cxbot serve` (scores stay, their typed text blanked); 0 keeps text.
+    text_retention_days: Annotated[int, Field(ge=0, le=36500)] = 0
+
+
 class Settings(_Section):
     """All of cxbot's settings; see config.example.toml for every key."""
 
@@ -392,6 +408,7 @@ class Settings(_Section):
     touchpoints: dict[str, TouchpointSettings] = Field(default_factory=dict)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     # [[webhooks]]: endpoints told when a response completes or is flagged (bot/webhook_events).
     webhooks: list[WebhookEndpoint] = Field(default_factory=list)
 
@@ -437,15 +454,21 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
-    """(section, key) → (environment variable name, value) for every CXBOT_SECTION__KEY."""
+def _env_overrides(
+    environ: Mapping[str, str], problems: list[str]
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """(section, key) → (environment variable name, value) for every CXBOT_SECTION__KEY.
+
+    A malformed name is added to `problems` rather than raised, so all are reported at once.
+    """
     found: dict[tuple[str, str], tuple[str, str]] = {}
-    for name, value in environ.items():
+    for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if not sep or not section or not key:
-            raise ConfigError(f"environment variable {name}: expected CXBOT_SECTION__KEY")
+            problems.append(f"environment variable {name}: expected CXBOT_SECTION__KEY")
+            continue
         found[(section, key)] = (name, value)
     return found
 
@@ -488,22 +511,25 @@ def load_settings(
 
     sections = Settings.model_fields
     webhook_env: list[tuple[str, str, str]] = []
-    for (section, key), (var, value) in _env_overrides(env).items():
+    env_problems: list[str] = []  # every bad variable at once, not one per run
+    for (section, key), (var, value) in _env_overrides(env, env_problems).items():
         if section == "webhooks":  # a list of tables: CXBOT_WEBHOOKS__<NAME>__<KEY>
             webhook_env.append((key, var, value))
             continue
         if section not in sections:
-            raise ConfigError(
+            env_problems.append(
                 f"environment variable {var}: unknown section [{section}]; "
                 f"known sections: {', '.join(sections)}"
             )
+            continue
         section_model = sections[section].annotation
         fields = getattr(section_model, "model_fields", {})
         if key not in fields:
-            raise ConfigError(
+            env_problems.append(
                 f"environment variable {var}: unknown key '{key}' in [{section}]; "
                 f"known keys: {', '.join(fields)}"
             )
+            continue
         data.setdefault(section, {})[key] = _coerce_env(value, fields[key].annotation)
         source[(section, key)] = f"environment variable {var}"
     webhook_source: dict[tuple[int, str], str] = {}
@@ -513,9 +539,9 @@ def load_settings(
         )
 
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems = list(env_problems)
         for err in exc.errors():
             loc = [str(part) for part in err["loc"]]
             section = loc[0] if loc else ""
@@ -533,3 +559,6 @@ def load_settings(
                 msg = "unknown key" if key else "unknown section"
             problems.append(f"{origin}: {name}: {msg}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+    if env_problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(env_problems))
+    return settings

@@ -40,6 +40,7 @@ from bot.errors import (
     RateLimitedError,
     RecipientUnreachableError,
 )
+from bot.log_redaction import redact
 from bot.messages import ChannelSender, EventSender, SentRef
 from bot.turn_outbox import message_from_body
 from bot.waiting import wait_for_event
@@ -335,11 +336,12 @@ class DeliveryWorker:
                 out_q.record_retry(
                     session,
                     message_id=_id(row),
-                    error=attempt.error or "",
+                    error=redact(attempt.error or ""),  # an SDK's error may quote a token
                     not_before=not_before,
                 )
             else:
-                self._give_up(session, row, attempt.error or "", unreachable=attempt.unreachable)
+                error = redact(attempt.error or "")
+                self._give_up(session, row, error, unreachable=attempt.unreachable)
 
     @staticmethod
     def _give_up(session: Session, row: ClaimedMessage, error: str, *, unreachable: bool) -> None:

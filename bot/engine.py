@@ -40,8 +40,10 @@ from bot.flow_catalog import FlowCatalog
 from bot.flow_loader import load_flow_source
 from bot.flow_model import SCORE_TYPES, AnswerValue, Flow, LocalizedText, Question, QuestionType
 from bot.keyed_locks import KeyedLocks
+from bot.log_format import bind_log_fields, log_scope
 from bot.messages import Choice, ChoiceStyle, IncomingMessage, MessageKind, OutgoingMessage
 from bot.parsing import (
+    Confirm,
     Invalid,
     InvalidReason,
     Parsed,
@@ -50,8 +52,10 @@ from bot.parsing import (
     encode_payload,
     parse_answer,
     parse_payload,
+    parse_yes_no,
 )
 from bot.reminder_policy import ReminderPolicy
+from bot.storable_text import storable, storable_or_none
 from bot.survey_machine import Action
 from bot.texts import bot_text
 from bot.turn_outbox import closed_press, pressed_question, uses_outbox, write_turn
@@ -116,6 +120,11 @@ class Engine:
         # Completions and flags are told to [[webhooks]] endpoints in the turn's transaction.
         self._webhooks = WebhookEvents(settings.webhooks)
 
+    @property
+    def settings(self) -> Settings:
+        """The settings the engine runs with."""
+        return self._settings
+
     def on_text_answer(self, listener: Callable[[], None]) -> None:
         """Call `listener` (in the event loop) after each turn that stored a free-text answer."""
         self._text_listeners.append(listener)
@@ -179,6 +188,7 @@ class Engine:
         The inbox worker calls this in the transaction that claimed the update, so the update,
         the answer and the replies to send commit together or not at all.
         """
+        msg = _storable(msg)  # the one place incoming text is made storable (bot.storable_text)
         outbox = uses_outbox(msg.channel)
         locale = msg.locale or self._settings.survey.default_locale
         pressed = pressed_question(session, msg) if outbox else None
@@ -195,7 +205,8 @@ class Engine:
             # A link naming a flow that no longer exists: apologise, run the default flow.
             log.warning("a link names unknown flow %r; starting the default flow", msg.flow_id)
             msg, sorry = replace(msg, flow_id=None), True
-        turn = self._turn(session, msg, proactive)
+        with log_scope(channel=msg.channel):  # log lines of the turn carry its conversation
+            turn = self._turn(session, msg, proactive)
         if sorry and turn.replies:
             turn.replies.insert(
                 0,
@@ -233,6 +244,7 @@ class Engine:
     def _dispatch(self, turn: _Turn, proactive: bool) -> None:
         """One turn as `bot.survey_machine.TABLE` says: classify it, look up its row, act."""
         active = conv_q.active_conversation(turn.session, customer_id=self._cid(turn))
+        bind_log_fields(conversation_id=active.id if active is not None else None)
         latest = self._latest_ended(turn, active)
         text, truncated = self._clip(turn.msg.text or "")
         state, received = survey_machine.classify(
@@ -244,11 +256,13 @@ class Engine:
             opted_out=turn.customer.opted_out_at is not None,
             last_completed=latest is not None and latest.state == ConversationState.COMPLETED,
             last_expired=latest is not None and latest.state == ConversationState.EXPIRED,
+            pending=active is not None and active.pending_score is not None,
         )
         if active is not None and state == survey_machine.State.UNDELIVERED:
             # Whatever happens in this turn, the customer now hears from the bot again.
             conv_q.clear_undelivered(turn.session, conversation=active)
         action = survey_machine.row_for(state, received).action
+        log.debug("turn: %s, %s → %s", state, received, action)
         self._actions(turn, active, latest, text, truncated)[action]()
 
     def _latest_ended(self, turn: _Turn, active: Conversation | None) -> Conversation | None:
@@ -289,6 +303,7 @@ class Engine:
             actions |= {
                 Action.ANSWER: lambda: self._answer(turn, survey, text, truncated, skip=False),
                 Action.SKIP: lambda: self._answer(turn, survey, text, truncated, skip=True),
+                Action.CONFIRM: lambda: self._confirm(turn, survey, text, truncated),
                 # The question never reached them: this message cannot be its answer.
                 Action.RESEND: lambda: self._say_and_ask(turn, survey, "undelivered"),
                 Action.HELP_AND_ASK: lambda: self._say_and_ask(turn, survey, "help"),
@@ -330,6 +345,13 @@ class Engine:
             cust_q.set_opted_out(turn.session, customer=turn.customer, opted_out=False)
         if active is not None:
             if active.flow_id == flow.id and not context:
+                if active.pending_score is not None:  # the question is asked anew: forget it
+                    conv_q.save_progress(
+                        turn.session,
+                        conversation=active,
+                        current_question=active.current_question,
+                        invalid_attempts=active.invalid_attempts,
+                    )
                 turn.say(bot_text("resume", active.locale))
                 self._ask_current(turn, active)
                 return
@@ -396,7 +418,13 @@ class Engine:
     def _keep_late(
         self, turn: _Turn, conversation: Conversation, *, raw: str, note: str, truncated: bool
     ) -> None:
-        """Store a late comment on an ended survey (keyword flags apply)."""
+        """Store a late comment on an ended survey (keyword flags apply), up to
+        `[survey] max_late_comments` per survey: past that, thanked but not stored."""
+        assert conversation.id is not None
+        kept = conv_q.late_comment_count(turn.session, conversation_id=conversation.id)
+        if kept >= self._settings.survey.max_late_comments:
+            log.info("late comment not kept: survey %s has %d already", conversation.id, kept)
+            return
         answer = conv_q.add_answer(
             turn.session,
             conversation=conversation,
@@ -451,12 +479,78 @@ class Engine:
         if isinstance(result, Invalid):
             self._reask(turn, conversation, flow, question, result.reason)
             return
+        if isinstance(result, Confirm):
+            self._ask_confirmation(turn, conversation, question, result.value)
+            return
         raw = turn.msg.payload if turn.msg.kind == MessageKind.BUTTON else text
         mark = len(turn.replies)
         self._store(
             turn, conversation, flow, question, raw=raw or "", parsed=result, truncated=truncated
         )
         turn.mark_answered(mark, question.id)
+
+    def _confirm(self, turn: _Turn, conversation: Conversation, text: str, truncated: bool) -> None:
+        """A reply to "Did you mean N out of M?": yes stores N, no asks the question again,
+        anything else is a new answer to the question (which forgets N)."""
+        pending = conversation.pending_score
+        assert pending is not None and conversation.current_question is not None
+        flow = self._flow_of(turn.session, conversation)
+        question = flow.question(conversation.current_question)
+        said: bool | None = None  # None: not a reply to the confirmation
+        if turn.msg.kind == MessageKind.BUTTON:
+            decoded = decode_payload(turn.msg.payload or "")
+            if decoded is not None and decoded[0] == question.id:
+                said = {"yes": True, "no": False}.get(decoded[1])
+        else:
+            said = parse_yes_no(text)
+        if said is None:
+            self._answer(turn, conversation, text, truncated, skip=False)
+        elif said:
+            mark = len(turn.replies)
+            raw = str(pending) if turn.msg.kind == MessageKind.BUTTON else text
+            self._store(
+                turn, conversation, flow, question, raw=raw, parsed=Parsed(pending), truncated=False
+            )
+            turn.mark_answered(mark, question.id)
+        else:
+            self._plan_reminder(turn, conversation)
+            conv_q.save_progress(
+                turn.session, conversation=conversation, current_question=question.id
+            )
+            turn.say(bot_text("confirm_declined", conversation.locale))
+            turn.replies.append(self._question_message(turn, conversation, flow, question))
+
+    def _ask_confirmation(
+        self, turn: _Turn, conversation: Conversation, question: Question, value: int
+    ) -> None:
+        """A score read from a sentence: ask "Did you mean N out of M?" and keep N pending."""
+        self._plan_reminder(turn, conversation)  # a question is asked: the silence starts now
+        conv_q.save_progress(
+            turn.session,
+            conversation=conversation,
+            current_question=question.id,
+            invalid_attempts=conversation.invalid_attempts,
+            pending_score=value,
+        )
+        locale = conversation.locale
+        _, high = question.bounds
+        turn.replies.append(
+            OutgoingMessage(
+                channel=turn.msg.channel,
+                user_id=turn.msg.user_id,
+                text=bot_text("confirm_score", locale, value=value, max=high),
+                # Yes and No name the question, so a press on an older keyboard is stale.
+                choices=(
+                    Choice(
+                        label=bot_text("yes", locale), payload=encode_payload(question.id, "yes")
+                    ),
+                    Choice(label=bot_text("no", locale), payload=encode_payload(question.id, "no")),
+                ),
+                choice_style=ChoiceStyle.OPTIONS,
+                question_id=question.id,
+                question_type=QuestionType.YES_NO,
+            )
+        )
 
     def _store(
         self,
@@ -508,7 +602,10 @@ class Engine:
         question: Question,
         reason: InvalidReason,
     ) -> None:
-        attempts = conversation.invalid_attempts + 1
+        # A button of an earlier question (old keyboard, or forged data) is not a miss at this
+        # question: it gets the current question again without counting as an attempt.
+        stale = reason == InvalidReason.STALE_BUTTON
+        attempts = conversation.invalid_attempts + (0 if stale else 1)
         self._plan_reminder(turn, conversation)  # a hint asks again: the silence starts now
         conv_q.save_progress(
             turn.session,
@@ -734,6 +831,27 @@ def _answer_items(rows: list[Answer]) -> Iterator[tuple[str, AnswerValue]]:
         else:
             value = row.value_text
         yield row.question_id, value
+
+
+def _storable(msg: IncomingMessage) -> IncomingMessage:
+    """The message with every free-text field a customer controls made storable."""
+    press = msg.press
+    if press is not None:
+        press = replace(
+            press,
+            message_text=storable_or_none(press.message_text),
+            label=storable_or_none(press.label),
+        )
+    return replace(
+        msg,
+        text=storable_or_none(msg.text),
+        payload=storable_or_none(msg.payload),
+        first_name=storable_or_none(msg.first_name),
+        last_name=storable_or_none(msg.last_name),
+        locale=storable_or_none(msg.locale),
+        context={storable(str(k)): storable(str(v)) for k, v in msg.context.items()},
+        press=press,
+    )
 
 
 def _button_note(msg: IncomingMessage) -> str:

@@ -29,6 +29,7 @@ from bot.flow_model import (
 )
 from bot.flow_source import Loc
 from bot.templating import problems as template_problems
+from bot.texts import TEXTS, has_bot_texts
 
 # Ids travel in chat button payloads (Telegram allows 64 bytes of callback data): keep them short.
 MAX_ID_LENGTH = 32
@@ -47,6 +48,27 @@ _ORDERING = ("lt", "lte", "gt", "gte")
 def check_flow(flow: Flow) -> list[tuple[Loc, str]]:
     """Every meaning problem in `flow`, as (path, message) pairs in the order found."""
     return _Checker(flow).run()
+
+
+def locale_warnings(flow: Flow) -> list[tuple[Loc, str]]:
+    """Languages the flow declares that the bot's own words (hints, buttons, thanks) lack.
+
+    A warning, not a problem: the flow works, but those customers read the bot's words in
+    English beside the flow's questions in their language.
+    """
+    out: list[tuple[Loc, str]] = []
+    for i, code in enumerate([flow.default_locale, *flow.locales]):
+        loc: Loc = ("default_locale",) if i == 0 else ("locales", i - 1)
+        if _LOCALE.match(code) and not has_bot_texts(code):
+            out.append(
+                (
+                    loc,
+                    f"the bot's own words (hints, yes/no buttons, thanks) have no '{code}';"
+                    f" customers in '{code}' get them in English (bot/texts.py:"
+                    f" {', '.join(TEXTS)})",
+                )
+            )
+    return out
 
 
 def _toml(value: Any) -> str:

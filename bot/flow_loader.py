@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.errors import FlowError, FlowProblem
-from bot.flow_checks import MAX_ID_LENGTH, MAX_SCALE_POINTS, check_flow
+from bot.flow_checks import MAX_ID_LENGTH, MAX_SCALE_POINTS, check_flow, locale_warnings
 from bot.flow_model import Flow
 from bot.flow_shape import LOADER_FIELDS, pre_checks, shape_problems
 from bot.flow_source import SourceLocator
@@ -102,9 +102,12 @@ def read_flow_text(path: Path) -> str:
         raise FlowError([FlowProblem(str(path), line, message)]) from None
 
 
-def validate_files(paths: Sequence[Path]) -> list[FlowProblem]:
+def validate_files(
+    paths: Sequence[Path], *, warnings: list[FlowProblem] | None = None
+) -> list[FlowProblem]:
     """Every problem in every given file (directories mean their `*.toml`), plus flow ids that
-    more than one file defines. An empty list means all files are valid."""
+    more than one file defines. An empty list means all files are valid. The valid flows'
+    warnings (see `flow_warnings`) are appended to `warnings` when given."""
     problems: list[FlowProblem] = []
     first_seen: dict[str, Flow] = {}
     for path in _expand(paths, problems):
@@ -113,10 +116,21 @@ def validate_files(paths: Sequence[Path]) -> list[FlowProblem]:
         except FlowError as exc:
             problems += exc.problems
             continue
+        if warnings is not None:
+            warnings += flow_warnings(flow)
         other = first_seen.setdefault(flow.id, flow)
         if other is not flow:
             problems.append(duplicate_flow_problem(flow, other))
     return problems
+
+
+def flow_warnings(flow: Flow) -> list[FlowProblem]:
+    """What works but deserves a look (a declared language the bot's own words lack)."""
+    locator = SourceLocator(flow.source)
+    return [
+        FlowProblem(flow.path, locator.line_of(loc), f"warning: {message}")
+        for loc, message in locale_warnings(flow)
+    ]
 
 
 def duplicate_flow_problem(flow: Flow, other: Flow) -> FlowProblem:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+from bot.privacy import expire_old_text
 from storage.database import Database, transaction
 from storage.inbound import forget_inbound_events
 from storage.inbox import forget_processed_updates
@@ -40,9 +41,18 @@ def forget_old_event_ids(db: Database, *, now: datetime | None = None) -> int:
         )
 
 
-async def run_housekeeping(db: Database, *, interval: float = INTERVAL_SECONDS) -> None:
-    """Clean up now and then every `interval` seconds, until cancelled."""
+async def run_housekeeping(
+    db: Database, *, interval: float = INTERVAL_SECONDS, text_retention_days: int = 0
+) -> None:
+    """Clean up now and then every `interval` seconds, until cancelled; with
+    `text_retention_days` ([privacy]) also delete free text older than that."""
     while True:
+        if text_retention_days > 0:
+            expired = await asyncio.to_thread(expire_old_text, db, days=text_retention_days)
+            if any(expired.values()):
+                log.info(
+                    "privacy: expired text older than %d days: %s", text_retention_days, expired
+                )
         forgotten = await asyncio.to_thread(forget_old_event_ids, db)
         if forgotten:
             log.info(

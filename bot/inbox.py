@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.engine import Engine
+from bot.flood_limit import FloodLimit, Verdict
 from bot.messages import (
     Ignored,
     Inbound,
@@ -33,6 +34,7 @@ from bot.messages import (
     RecordUpdates,
     Unreachable,
 )
+from bot.texts import bot_text
 from bot.turn_outbox import enqueue_notice
 from bot.waiting import wait_for_event
 from storage import customers as cust_q
@@ -103,9 +105,12 @@ class InboxWorker:
         on_queued: Callable[[], None] | None = None,
         concurrency: int = 4,
         poll_seconds: float = 1.0,
+        flood_limit: FloodLimit | None = None,
     ) -> None:
         self._db = db
         self._engine = engine
+        # One customer's flood is cut off here, before it costs a turn (`bot.flood_limit`).
+        self._flood = flood_limit or FloodLimit.from_settings(engine.settings)
         self._translators = dict(translators)
         self._on_queued = on_queued
         # SQLite has one writer: a second loop would only queue on its lock.
@@ -189,10 +194,16 @@ class InboxWorker:
                     if translate is None:
                         # Processes sharing a database run the same channels (one configuration).
                         raise LookupError(f"no translator for channel {row.channel!r}")
-                    queued, stored_text = self._apply(session, translate(row.body))
+                    inbound = translate(row.body)
+                    verdict = self._verdict(session, row, inbound)
+                    if verdict is Verdict.SERVE:
+                        queued, stored_text = self._apply(session, inbound)
+                    else:
+                        queued, stored_text = self._flooded(session, inbound, verdict), False
                 except Exception as exc:
                     raise _TurnFailed(row, exc) from exc
-                inbox_q.mark_processed(session, update_row=row)
+                ignored = "ignored: over the flood limit" if verdict is not Verdict.SERVE else None
+                inbox_q.mark_processed(session, update_row=row, error=ignored)
         except _TurnFailed as failed:
             # The turn was rolled back whole (no savepoint: two statements fewer per turn) and
             # the failure is recorded in a transaction of its own. In between, the update is
@@ -202,6 +213,25 @@ class InboxWorker:
                 self._failed(session, failed.row, failed.error)
             return Processed(update_id=failed.row.id, queued=False)
         return Processed(update_id=row.id, queued=queued, stored_text=stored_text)
+
+    def _verdict(self, session: Session, row: ClaimedUpdate, inbound: Inbound) -> Verdict:
+        """Only a customer's messages count against the flood limit."""
+        if not isinstance(inbound, IncomingMessage):
+            return Verdict.SERVE
+        return self._flood.verdict(session, row)
+
+    def _flooded(self, session: Session, inbound: Inbound, verdict: Verdict) -> bool:
+        """An update over the flood limit: the window's one notice, or nothing; (queued)."""
+        assert isinstance(inbound, IncomingMessage)
+        log.info("%s customer %s is over the flood limit: %s", *_sender(inbound), verdict.value)
+        if verdict is not Verdict.NOTICE:
+            return False
+        locale = inbound.locale or self._engine.settings.survey.default_locale
+        text = bot_text("flood", locale, seconds=self._flood.seconds)
+        enqueue_notice(
+            session, Notice(channel=inbound.channel, recipient=inbound.user_id, text=text)
+        )
+        return True
 
     def _apply(self, session: Session, inbound: Inbound) -> tuple[bool, bool]:
         """Act on one translated update inside its transaction: (queued a send, stored text)."""
@@ -243,6 +273,10 @@ class _TurnFailed(Exception):
         super().__init__(str(error))
         self.row = row
         self.error = error
+
+
+def _sender(inbound: IncomingMessage) -> tuple[str, str]:
+    return inbound.channel, inbound.user_id
 
 
 def _who(inbound: Unreachable) -> tuple[str, str]:

@@ -12,12 +12,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 
 from bot.flow_model import SCORE_TYPES, Question, QuestionType
 
 __all__ = [
     "PAYLOAD_MAX_BYTES",
     "Command",
+    "Confirm",
     "Invalid",
     "InvalidReason",
     "ParseResult",
@@ -27,6 +29,7 @@ __all__ = [
     "encode_payload",
     "parse_answer",
     "parse_payload",
+    "parse_yes_no",
 ]
 
 
@@ -56,7 +59,15 @@ class Invalid:
     reason: InvalidReason
 
 
-ParseResult = Parsed | Invalid
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """A score read from a sentence ("the courier was 2 hours late"): within the scale, but the
+    number may not be a rating at all, so it is stored only after the customer says yes."""
+
+    value: int
+
+
+ParseResult = Parsed | Invalid | Confirm
 
 
 class Command(StrEnum):
@@ -181,10 +192,37 @@ def _star_count(folded: str) -> int | None:
     return stars if any(c in _FILLED_STARS or c in _EMPTY_STARS for c in folded) else None
 
 
-def _stars_allowed(low: int, high: int) -> bool:
-    # Stars count from one, so they only make sense on a scale that starts at 1 and is short
-    # enough to tap out; on NPS (0–10) "****" is not read as a score.
-    return low == 1 and high <= 10
+def _stars_allowed(question: Question) -> bool:
+    # Stars are a CSAT rating, as documented: a CES "★★★" would say how much the customer liked
+    # it, not how easy it was. They count from one, so only on a scale starting at 1 and short
+    # enough to tap out; on NPS (0–10) "****" is never read as a score.
+    low, high = question.bounds
+    return question.type is QuestionType.CSAT and low == 1 and high <= 10
+
+
+# Words that may stand beside a score without making it a sentence: the scale ("8 out of 10"),
+# an article ("a 10!"), a unit ("4 stars"). Any other word makes the number need a confirmation.
+_SCORE_WORDS = frozenset(
+    {"out", "of", "de", "sobre", "a", "an", "un", "una", "star", "stars", "estrella",
+     "estrellas", "point", "points", "punto", "puntos", "pts"}
+)  # fmt: skip
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _words_around(folded: str) -> bool:
+    """Whether the text has words besides its numbers and the scale's own words."""
+    rest = _NUMBER_TOKEN.sub(
+        lambda m: " " if m["digits"] or m["word"] in _NUMBER_WORDS else m[0], folded
+    )
+    return any(word not in _SCORE_WORDS for word in _LETTERS.findall(rest))
+
+
+def _names_its_scale(folded: str) -> bool:
+    """Whether a number is given with a scale after it ("8/10", "8 out of 10")."""
+    numbers = _numbers(folded)  # already read once without a fraction: cannot raise here
+    return any(
+        _OUT_OF.fullmatch(folded, first.end, second.start) for first, second in pairwise(numbers)
+    )
 
 
 def _single_score(folded: str, high: int) -> int | InvalidReason:
@@ -222,7 +260,7 @@ def _parse_score(question: Question, folded: str) -> ParseResult:
     low, high = question.bounds
     stars = _star_count(folded)
     if stars is not None:
-        if not _stars_allowed(low, high):
+        if not _stars_allowed(question):
             return Invalid(InvalidReason.NOT_A_NUMBER)
         score: int | InvalidReason = stars
     else:
@@ -231,6 +269,10 @@ def _parse_score(question: Question, folded: str) -> ParseResult:
         return Invalid(score)
     if not low <= score <= high:
         return Invalid(InvalidReason.OUT_OF_RANGE)
+    if stars is None and not _names_its_scale(folded) and _words_around(folded):
+        # "flood 0 yyy", "the courier was 2 hours late": the number may not be a rating. With
+        # its scale ("I'd say 8 out of 10") it plainly is one.
+        return Confirm(score)
     return Parsed(score)
 
 
@@ -299,6 +341,13 @@ def _parse_yes_no(folded: str) -> ParseResult:
     if signals & {"yes", "no"}:
         return Parsed("yes" in signals)
     return Invalid(InvalidReason.NOT_YES_NO)
+
+
+def parse_yes_no(text: str) -> bool | None:
+    """A typed yes (True) or no (False), as a yes/no question reads it; None for anything else
+    (a confirmation that is neither is read as a new answer instead)."""
+    result = _parse_yes_no(_fold(text))
+    return result.value if isinstance(result, Parsed) and isinstance(result.value, bool) else None
 
 
 # --- Choices ------------------------------------------------------------------------------------

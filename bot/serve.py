@@ -39,6 +39,7 @@ from bot.reminders import build_reminder_worker
 from bot.sentiment_worker import SentimentWorker
 from bot.webhook_serve import plan_webhooks
 from storage.database import ping
+from storage.ops_counts import read_ops_counts
 from web.server import Mount, Route, WebServer, build_web_app, telegram_webhook_route
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ def background_tasks(app: App) -> list[BackgroundTask]:
     """The background work `cxbot serve` runs beside the channels: clean-up, sentiment worker."""
 
     async def housekeeping() -> None:
-        await run_housekeeping(app.db)
+        await run_housekeeping(app.db, text_retention_days=app.settings.privacy.text_retention_days)
 
     tasks = [BackgroundTask(name="housekeeping", run=housekeeping)]
     if not app.settings.sentiment.enabled:
@@ -224,6 +225,7 @@ async def serve(
             mounts=plan.mounts,
             health_checks={"database": database},
             info={"channels": plan.channels},
+            metrics=lambda: read_ops_counts(app.db),
         ),
         host=app.settings.server.host,
         port=app.settings.server.port,

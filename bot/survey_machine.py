@@ -15,6 +15,8 @@ States (what the engine reads at the start of a turn; the first that applies):
   (`conversation.undelivered_at` is set). The mark is cleared at the start of the turn,
   whatever the input: the customer hears from the bot again.
 - ASKING: a survey is open at its current question.
+- CONFIRMING: a survey is open and a score read from a sentence awaits the customer's yes
+  ("Did you mean 2 out of 10?", `conversation.pending_score`).
 - OPTED_OUT: no survey is open and the customer said stop (`customer.opted_out_at`).
 - FINISHED: no survey is open and the customer's latest survey was completed (thanks said).
 - EXPIRED: no survey is open and the customer's latest survey closed unfinished: the reminder
@@ -41,6 +43,9 @@ Actions:
 - answer: parse the text or button for the current question: stored, then the next question or
   the thanks; not understood, a hint (and the question again after repeated misses, or for a
   button of an earlier question). Empty text skips an optional question.
+- confirm: a "Did you mean N out of M?" awaits an answer: Yes (its button, or typed "yes")
+  stores N as the answer; No (its button, or typed "no") asks the question again; anything
+  else is read as a new answer to the question (as `answer`).
 - skip: an optional question is stored as skipped, then the next question or the thanks; a
   required one is asked again ("this question needs an answer").
 - resend: "my last message didn't reach you", then the current question again. Nothing is
@@ -101,6 +106,14 @@ The table (`render_table()` writes it; a test keeps this copy in step):
 | ASKING | ANSWER | answer | ASKING or FINISHED |
 | ASKING | BUTTON | answer | ASKING or FINISHED |
 | ASKING | UNSUPPORTED | unsupported_and_ask | ASKING |
+| CONFIRMING | START | start | ASKING |
+| CONFIRMING | BEGIN | begin | ASKING |
+| CONFIRMING | STOP | opt_out | OPTED_OUT |
+| CONFIRMING | HELP | help_and_ask | CONFIRMING |
+| CONFIRMING | SKIP | skip | CONFIRMING or ASKING or FINISHED |
+| CONFIRMING | ANSWER | confirm | CONFIRMING or ASKING or FINISHED |
+| CONFIRMING | BUTTON | confirm | CONFIRMING or ASKING or FINISHED |
+| CONFIRMING | UNSUPPORTED | unsupported_and_ask | CONFIRMING |
 | UNDELIVERED | START | start | ASKING |
 | UNDELIVERED | BEGIN | begin | ASKING |
 | UNDELIVERED | STOP | opt_out | OPTED_OUT |
@@ -135,6 +148,7 @@ class State(StrEnum):
     EXPIRED = "expired"
     OPTED_OUT = "opted_out"
     ASKING = "asking"
+    CONFIRMING = "confirming"
     UNDELIVERED = "undelivered"
 
 
@@ -158,6 +172,7 @@ class Action(StrEnum):
     BEGIN = "begin"
     OPT_OUT = "opt_out"
     ANSWER = "answer"
+    CONFIRM = "confirm"
     SKIP = "skip"
     RESEND = "resend"
     HELP_AND_ASK = "help_and_ask"
@@ -181,6 +196,10 @@ class Row:
     action: Action
     then: tuple[State, ...]
 
+
+# Where a confirmation leads: asked again (still pending when a required question is skipped),
+# the answer stored and the next question asked, or the survey finished.
+_CONFIRM_THEN = (State.CONFIRMING, State.ASKING, State.FINISHED)
 
 TABLE: tuple[Row, ...] = (
     # No survey open: only START and BEGIN open one; text is not an answer.
@@ -228,6 +247,15 @@ TABLE: tuple[Row, ...] = (
     Row(State.ASKING, Input.ANSWER, Action.ANSWER, (State.ASKING, State.FINISHED)),
     Row(State.ASKING, Input.BUTTON, Action.ANSWER, (State.ASKING, State.FINISHED)),
     Row(State.ASKING, Input.UNSUPPORTED, Action.UNSUPPORTED_AND_ASK, (State.ASKING,)),
+    # A score read from a sentence awaits a yes: stored on yes, asked again on no.
+    Row(State.CONFIRMING, Input.START, Action.START, (State.ASKING,)),
+    Row(State.CONFIRMING, Input.BEGIN, Action.BEGIN, (State.ASKING,)),
+    Row(State.CONFIRMING, Input.STOP, Action.OPT_OUT, (State.OPTED_OUT,)),
+    Row(State.CONFIRMING, Input.HELP, Action.HELP_AND_ASK, (State.CONFIRMING,)),
+    Row(State.CONFIRMING, Input.SKIP, Action.SKIP, _CONFIRM_THEN),
+    Row(State.CONFIRMING, Input.ANSWER, Action.CONFIRM, _CONFIRM_THEN),
+    Row(State.CONFIRMING, Input.BUTTON, Action.CONFIRM, _CONFIRM_THEN),
+    Row(State.CONFIRMING, Input.UNSUPPORTED, Action.UNSUPPORTED_AND_ASK, (State.CONFIRMING,)),
     # A survey open at a question that never reached the customer: typed text cannot answer it.
     Row(State.UNDELIVERED, Input.START, Action.START, (State.ASKING,)),
     Row(State.UNDELIVERED, Input.BEGIN, Action.BEGIN, (State.ASKING,)),
@@ -271,11 +299,15 @@ def classify_state(
     opted_out: bool,
     last_completed: bool,
     last_expired: bool = False,
+    pending: bool = False,
 ) -> State:
     """The customer's state from what the engine read: an open survey (and whether its last
-    message was undelivered), the opt-out, whether the latest survey was completed or expired."""
+    message was undelivered, whether a score awaits confirmation), the opt-out, whether the
+    latest survey was completed or expired."""
     if survey_open:
-        return State.UNDELIVERED if undelivered else State.ASKING
+        if undelivered:
+            return State.UNDELIVERED
+        return State.CONFIRMING if pending else State.ASKING
     if opted_out:
         return State.OPTED_OUT
     if last_expired:
@@ -318,6 +350,7 @@ def classify(
     opted_out: bool,
     last_completed: bool,
     last_expired: bool = False,
+    pending: bool = False,
 ) -> tuple[State, Input]:
     """A turn as the table sees it: (`classify_state`, `classify_input`)."""
     state = classify_state(
@@ -326,6 +359,7 @@ def classify(
         opted_out=opted_out,
         last_completed=last_completed,
         last_expired=last_expired,
+        pending=pending,
     )
     return state, classify_input(kind, text, proactive=proactive)
 

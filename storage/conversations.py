@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -42,6 +42,7 @@ _SAVE_PROGRESS = (
                 "remind_at",
                 "reminders_sent",
                 "expires_at",
+                "pending_score",
             )
         }
     )
@@ -101,9 +102,13 @@ def save_progress(
     conversation: Conversation,
     current_question: str | None,
     invalid_attempts: int = 0,
+    pending_score: int | None = None,
 ) -> None:
     """Move the conversation to its next question (None with `end_conversation`), writing its
     reminder schedule (`remind_at`, `reminders_sent`, `expires_at`) with it.
+
+    `pending_score`: a score read from a sentence that awaits the customer's confirmation; every
+    other save forgets it (the question moved on, or was asked again).
 
     One UPDATE by id rather than the unit of work's flush (every turn does this); the object
     gets the written values as already stored, so no later flush repeats them. Any other
@@ -117,6 +122,7 @@ def save_progress(
         "remind_at": conversation.remind_at,
         "reminders_sent": conversation.reminders_sent,
         "expires_at": conversation.expires_at,
+        "pending_score": pending_score,
     }
     with session.no_autoflush:  # else the pending schedule would be flushed first, twice
         session.execute(_SAVE_PROGRESS, {"conversation_id": conversation.id, **values})
@@ -257,3 +263,13 @@ def claim_redeliveries(
         claimed.append((conversation.channel, customer.external_id))
     session.flush()
     return claimed
+
+
+def late_comment_count(session: Session, *, conversation_id: int) -> int:
+    """How many late comments (after the thanks, or after expiry) a survey has kept."""
+    stmt = (
+        select(func.count())
+        .select_from(Answer)
+        .where(Answer.conversation_id == conversation_id, col(Answer.late).is_(True))
+    )
+    return int(session.exec(stmt).one())

@@ -38,6 +38,15 @@ def safe_url(url: str) -> str:
         return "<unparseable URL>"
 
 
+def database_password(url: str) -> str | None:
+    """The URL's password, if any (for the log redaction to know it)."""
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return None
+    return str(password) if password else None
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Python's sqlite3 module (before 3.12's autocommit attribute) opens transactions lazily and
     # never for SAVEPOINT, so a savepoint would commit on its own and survive a rollback of the

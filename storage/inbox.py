@@ -100,6 +100,7 @@ def _claim_statement() -> Any:
             _TABLE.c.lane,
             _TABLE.c.body,
             _TABLE.c.attempts,
+            _TABLE.c.received_at,
         )
         .where(
             _TABLE.c.processed_at.is_(None),
@@ -133,6 +134,7 @@ class ClaimedUpdate:
     lane: str
     body: dict[str, Any]
     attempts: int
+    received_at: datetime | None = None
 
 
 def claim_next_update(session: Session, *, now: datetime | None = None) -> ClaimedUpdate | None:
@@ -190,3 +192,18 @@ def forget_processed_updates(session: Session, *, processed_before: datetime) ->
         delete(InboxUpdate).where(col(InboxUpdate.processed_at) < processed_before)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def lane_updates_since(session: Session, *, lane: str, since: datetime, up_to_id: int) -> int:
+    """How many updates of `lane` arrived from `since` on, up to (and with) row `up_to_id`:
+    what the flood limit counts, the same in every process (ids order a lane's updates)."""
+    stmt = (
+        select(func.count())
+        .select_from(InboxUpdate)
+        .where(
+            InboxUpdate.lane == lane,
+            col(InboxUpdate.received_at) >= since,
+            col(InboxUpdate.id) <= up_to_id,
+        )
+    )
+    return int(session.exec(stmt).one())

@@ -125,6 +125,9 @@ class Conversation(SQLModel, table=True):
     remind_at: datetime | None = None
     reminders_sent: int = 0
     expires_at: datetime | None = None
+    # A score read from a sentence ("the courier was 2 hours late") awaiting the customer's
+    # "yes" before it is stored as the current question's answer; None: nothing pending.
+    pending_score: int | None = None
 
 
 class Answer(SQLModel, table=True):
@@ -260,6 +263,8 @@ class InboxUpdate(SQLModel, table=True):
             sqlite_where=text("processed_at IS NULL"),
             postgresql_where=text("processed_at IS NULL"),
         ),
+        # The flood limit counts one lane's updates in a window (`bot.flood_limit`).
+        Index("ix_inbox_lane_received", "lane", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

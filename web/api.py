@@ -35,7 +35,8 @@ from bot.invitations.service import (
     Invitations,
     Problem,
 )
-from bot.invitations.suppression import SuppressionList, user_id_problem
+from bot.invitations.suppression import SuppressionList, check_customer, user_id_problem
+from bot.privacy import PrivacyRequests
 from storage.apikeys import StoredKey
 from storage.suppressions import StoredSuppression
 from storage.tables import InvitationStatus
@@ -44,6 +45,7 @@ from web.api_models import (
     BatchOut,
     BatchResultOut,
     ConversationOut,
+    ErasedOut,
     ErrorOut,
     InvitationIn,
     InvitationOut,
@@ -56,6 +58,9 @@ from web.api_models import (
 )
 
 API_PREFIX = "/api/v1"
+# A batch of 1,000 invitations with contexts: more than the webhooks' 1 MiB, still bounded.
+API_MAX_BODY_BYTES = 4 << 20
+MAX_OFFSET = 10**9  # list offsets: far beyond any list, within every database's integers
 
 
 class ApiError(Exception):
@@ -133,9 +138,14 @@ def _suppression(entry: StoredSuppression) -> SuppressionOut:
 
 
 def build_api(
-    *, invitations: Invitations, keys: KeyChecker, suppressions: SuppressionList
+    *,
+    invitations: Invitations,
+    keys: KeyChecker,
+    suppressions: SuppressionList,
+    privacy: PrivacyRequests | None = None,
 ) -> FastAPI:
-    """The API application, to mount at `/api/v1` (its schema at `/api/v1/openapi.json`)."""
+    """The API application, to mount at `/api/v1` (its schema at `/api/v1/openapi.json`);
+    with `privacy`, also `DELETE /customers/{channel}:{user_id}` (erasure, admin)."""
     api = FastAPI(
         title="cxbot API",
         version="1",
@@ -301,7 +311,8 @@ def build_api(
         _key: AdminKey,
         channel: Annotated[str | None, Query(pattern="^(telegram|slack)$")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        # Bounded: databases take 64-bit offsets only (2**63 was a 500, found by schemathesis).
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Any:
         entries = await asyncio.to_thread(
             suppressions.entries, channel=channel, limit=limit, offset=offset
@@ -342,5 +353,28 @@ def build_api(
         if not await asyncio.to_thread(suppressions.remove, channel, user_id):
             raise ApiError(404, f"{channel}:{user_id} is not on the suppression list")
         return RemovedOut(removed=True)
+
+    if privacy is not None:
+
+        @api.delete(
+            "/customers/{customer}",
+            response_model=ErasedOut,
+            responses=_ERRORS,
+            summary="Erase a customer's personal data and never invite them again (admin)",
+            description="`customer` is `CHANNEL:USER_ID`, e.g. `telegram:123456789`. Free text "
+            "and names are deleted, scores stay anonymous; see the README's Privacy section.",
+        )
+        async def erase_customer(customer: str, key: AdminKey) -> Any:
+            channel, _sep, user_id = customer.partition(":")
+            problem = check_customer(channel, user_id)
+            if problem is not None:
+                return _problems([Problem("customer", problem)])
+            done = await asyncio.to_thread(privacy.erase, channel, user_id, by=key.name)
+            return ErasedOut(
+                channel=channel,
+                user_id=user_id,
+                counts={table: n for table, n in done.counts.items() if n},
+                suppressed=done.suppressed,
+            )
 
     return api

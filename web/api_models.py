@@ -283,3 +283,12 @@ class ValidationErrorOut(BaseModel):
 
     error: str
     detail: list[FieldError]
+
+
+class ErasedOut(BaseModel):
+    """The customer's personal data was erased; rows changed per table (none: nothing stored)."""
+
+    channel: str
+    user_id: str
+    counts: dict[str, int]
+    suppressed: bool = Field(description="True when this erasure added the suppression entry.")

@@ -22,7 +22,9 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from web.body_limit import MAX_BODY_BYTES, BodyLimit
 from web.errors import WebServerError
+from web.metrics import CountsReader, install_metrics
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class Mount:
 
     path: str
     app: FastAPI
+    max_body_bytes: int | None = None  # its own body limit, else the server's
 
 
 def build_web_app(
@@ -57,11 +60,15 @@ def build_web_app(
     health_checks: Mapping[str, HealthCheck] | None = None,
     info: Mapping[str, Any] | None = None,
     mounts: Sequence[Mount] = (),
+    metrics: CountsReader | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """A FastAPI app with `/healthz`, the given routes and the mounted applications.
 
     `/healthz` answers 200 `{"status": "ok", "checks": {name: "ok"}, **info}` when every check
-    passes, else 503 with `"status": "unhealthy"` and the failing checks' errors.
+    passes, else 503 with `"status": "unhealthy"` and the failing checks' errors. With
+    `metrics` (a reader of the stored counts), `GET /metrics` serves Prometheus metrics.
+    Every route refuses a body over `max_body_bytes` (a mount: over its own limit) with 413.
     """
     app = FastAPI(title="cxbot", docs_url=None, redoc_url=None, openapi_url=None)
     checks = dict(health_checks or {})
@@ -87,6 +94,11 @@ def build_web_app(
         )
     for mount in mounts:
         app.mount(mount.path, mount.app)
+    limits = {m.path: m.max_body_bytes for m in mounts if m.max_body_bytes is not None}
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, limits=limits)
+    if metrics is not None:
+        # Last, so outermost: the response counts include the body limit's 413s.
+        install_metrics(app, read_counts=metrics)
     return app
 
 
@@ -115,6 +127,8 @@ def telegram_webhook_route(
             return JSONResponse({"error": "body too large"}, status_code=413)
         try:
             data = json.loads(body)
+        except RecursionError:  # nested deeper than the parser goes: no update is like that
+            return _bad_request("body is nested too deeply")
         except ValueError:
             return _bad_request("body is not JSON")
         if not isinstance(data, dict):

@@ -10,7 +10,8 @@ from bot.app import App
 from bot.invitations.scheduler import InvitationScheduler
 from bot.invitations.service import Invitations
 from bot.invitations.suppression import SuppressionList
-from web.api import API_PREFIX, build_api
+from bot.privacy import PrivacyRequests
+from web.api import API_MAX_BODY_BYTES, API_PREFIX, build_api
 from web.server import Mount
 
 
@@ -37,9 +38,14 @@ def plan_invitations(
         on_queued=on_queued,
     )
     api = build_api(
-        invitations=invitations, keys=KeyChecker(app.db), suppressions=SuppressionList(app.db)
+        invitations=invitations,
+        keys=KeyChecker(app.db),
+        suppressions=SuppressionList(app.db),
+        privacy=PrivacyRequests(app.db),
     )
     scheduler = InvitationScheduler(db=app.db, invitations=invitations) if channels else None
     return InvitationPlan(
-        mount=Mount(path=API_PREFIX, app=api), invitations=invitations, scheduler=scheduler
+        mount=Mount(path=API_PREFIX, app=api, max_body_bytes=API_MAX_BODY_BYTES),
+        invitations=invitations,
+        scheduler=scheduler,
     )

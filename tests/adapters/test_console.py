@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 
 from adapters.console import MemoryChannel, render, run_console
@@ -67,3 +69,41 @@ async def test_memory_channel_push_press_pop() -> None:
     assert handler.received[0].locale == "es"
     channel.receive([message("unprompted")])
     assert channel.pop().text == "unprompted"
+
+
+class _TerminalPipe(io.TextIOWrapper):
+    """The read end of a pipe that says it is a terminal, so the prompt is shown."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_ctrl_c_at_the_prompt_stops_without_waiting_for_enter() -> None:
+    # asyncio.run cancels the main task on Ctrl-C, then waits for its executor's threads: a
+    # readline there held the exit until Enter. Nothing is ever typed here.
+    import os
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    stdin = _TerminalPipe(io.FileIO(read_fd, "r"))
+    out = io.StringIO()
+
+    async def echo(msg: IncomingMessage) -> list[OutgoingMessage]:
+        return [message(msg.text or "")]
+
+    async def press_ctrl_c() -> None:
+        console = asyncio.create_task(run_console(echo, [], user_id="u", stdin=stdin, stdout=out))
+        while "> " not in out.getvalue():
+            await asyncio.sleep(0)
+        console.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await console
+
+    runner = threading.Thread(target=asyncio.run, args=(press_ctrl_c(),), daemon=True)
+    runner.start()
+    runner.join(timeout=30)  # a guard against hanging the suite, not a timing assertion
+    stuck = runner.is_alive()
+    os.write(write_fd, b"\n")  # releases the reader thread (and, if broken, the runner)
+    runner.join()
+    os.close(write_fd)
+    assert not stuck, "asyncio.run waited for the blocked readline"

@@ -460,3 +460,17 @@ def test_deep_link_payloads_that_cannot_be_made_or_read() -> None:
     assert not decode_start_payload("x" * 65).valid
     assert not decode_start_payload("post_purchase-%%%").valid
     assert not decode_start_payload("post_purchase-Zm9v").valid  # "foo": not key=value
+
+
+def test_a_press_by_someone_other_than_the_chats_customer_is_not_applied() -> None:
+    """Issue 12: a callback whose presser (`from`) is not the private chat's customer gets a
+    notice to the presser and is never turned into the chat customer's answer."""
+    forged = callback(42, "a:nps:0")
+    forged["callback_query"]["from"] = fake.user(666)
+    result = translate_update(update(forged))
+    assert result == Notice(
+        channel="telegram",
+        recipient="666",
+        text="This survey belongs to someone else.",
+        query_id="q9",
+    )

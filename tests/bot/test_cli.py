@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
 import os
@@ -54,7 +55,7 @@ def test_piped_chat_completes_the_default_flow_and_report_counts_it(
     assert code == 0
     assert out.splitlines()[1] == "How likely are you to recommend us to a friend or colleague?"
     assert "Great to hear! What did you like most?" in out
-    assert out.rstrip().endswith("Thank you for your feedback, friend!")
+    assert out.rstrip().endswith(f"Thank you for your feedback, {getpass.getuser()}!")
     assert (data_dir / "cxbot.db").exists()
     report = report_json(capsys)
     assert report["nps"] == {"score": 100.0, "promoters": 1, "passives": 0, "detractors": 0, "n": 1}
@@ -102,6 +103,28 @@ def test_unknown_flow_is_one_clear_error(
     )
 
 
+def test_report_of_an_unknown_flow_is_one_clear_error(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["report", "--flow", "nope"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == (
+        "cxbot: error: unknown flow 'nope'; known flows: post_interaction, post_purchase"
+    )
+
+
+def test_chat_greets_by_login_name_by_default(
+    data_dir: Path, chat: Callable[..., tuple[int, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(getpass, "getuser", lambda: "ana")
+    _, out = chat("")
+    assert out.startswith("Hi ana!")
+    _, out = chat("", "--customer", "Bea")
+    assert out.startswith("Hi Bea!")
+
+
 def test_missing_config_file_is_one_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", "--config", "/nonexistent/cxbot.toml"]) == 1
     assert capsys.readouterr().err.strip() == (
@@ -138,6 +161,21 @@ def test_flows_validate_reports_path_and_line(
     assert len(out) == 1
     assert out[0].startswith(f"{bad}:5: ")
     assert "unknown question type 'rating'" in out[0]
+
+
+def test_flows_validate_warns_of_a_language_without_bot_texts_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "fr.toml"
+    path.write_text(
+        'id = "x"\nname = "X"\nlocales = ["en", "fr"]\n'
+        '[[questions]]\nid = "q"\ntype = "nps"\ntext = "?"\n'
+    )
+    capsys.readouterr()
+    assert main(["flows", "validate", str(path)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    assert out[0].startswith(f"{path}:3: warning: the bot's own words")
 
 
 def test_flows_list_marks_the_default(capsys: pytest.CaptureFixture[str]) -> None:

@@ -97,6 +97,23 @@ def test_unknown_key_in_file_is_rejected(tmp_path: Path) -> None:
         load_settings(path, environ={})
 
 
+def test_every_bad_environment_variable_is_reported_at_once() -> None:
+    environ = {
+        "CXBOT_DATABASE__URI": "x",
+        "CXBOT_NOPE__X": "x",
+        "CXBOT_DATABASE": "x",
+        "CXBOT_SERVER__PORT": "99999",
+        "CXBOT_SURVEY__MAX_TEXT_LENGTH": "many",
+    }
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, environ=environ)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "invalid configuration:"
+    assert len(lines) == 6
+    for var in environ:
+        assert sum(f"environment variable {var}:" in line for line in lines) == 1, var
+
+
 @pytest.mark.parametrize(("key", "value"), [("bot_token", "xoxb-..."), ("app_token", "xapp-…")])
 def test_slack_tokens_as_the_readme_abbreviates_them_are_rejected(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=rf"\[slack\] {key}: looks like a placeholder"):

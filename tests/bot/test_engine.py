@@ -152,6 +152,23 @@ async def test_buttons_answer_and_stale_or_forged_buttons_do_not(app: App) -> No
     ]
 
 
+async def test_forged_buttons_of_earlier_questions_do_not_count_as_misses(app: App) -> None:
+    """Issue 12: a flood of old or forged payloads for earlier questions is not a miss at the
+    current question (each gets the current question again; nothing is stored)."""
+    ch = await open_survey(app)
+    await ch.press("a:nps:10")
+    await ch.push("")
+    ch.pop_all()
+    for forged in ("a:nps:0", "a:liked_most:x", "a:nope:1", "junk"):
+        await ch.press(forged)
+        hint, again = ch.pop_all()
+        assert hint.text.startswith("That button belongs to an earlier question")
+        assert again.question_id == "ces"
+    assert conversations(app)[0].invalid_attempts == 0
+    await ch.push("6")
+    assert [(a.question_id, a.value_int) for a in answers(app)][-1] == ("ces", 6)
+
+
 async def test_bad_answers_reask_with_hint_then_show_choices(app: App) -> None:
     ch = await open_survey(app)
     ch.pop_all()
@@ -292,6 +309,19 @@ async def test_messages_after_the_thanks_are_kept_as_late_comments(app: App) -> 
     )
     await ch.push("")
     assert ch.pop_all()[0].text.startswith("There's no survey open right now")
+
+
+async def test_late_comments_are_capped_per_survey_but_all_are_thanked(app: App) -> None:
+    """Issue 12: a customer flooding a finished survey does not fill the database."""
+    ch = await open_survey(app)
+    for line in ["9", "", "7", "5", ""]:
+        await ch.push(line)
+    ch.pop_all()
+    for i in range(8):
+        await ch.push(f"note {i}")
+        assert ch.pop_all()[0].text == "Thanks, we've added this to your feedback."
+    late = [a.value_text for a in answers(app) if a.late]
+    assert late == [f"note {i}" for i in range(5)]  # [survey] max_late_comments = 5
 
 
 async def test_help_and_skip_after_the_thanks_are_not_feedback(app: App) -> None:

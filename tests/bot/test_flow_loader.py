@@ -61,7 +61,19 @@ def bundled_dir() -> Path:
 def test_bundled_flows_validate_clean() -> None:
     paths = sorted(bundled_dir().glob("*.toml"))
     assert [p.name for p in paths] == ["post_interaction.toml", "post_purchase.toml"]
-    assert validate_files(paths) == []
+    warnings: list[FlowProblem] = []
+    assert validate_files(paths, warnings=warnings) == []
+    assert warnings == []  # German, which post_purchase declares, has the bot's words too
+
+
+def test_a_declared_language_without_bot_texts_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(HEAD + 'default_locale = "en"\nlocales = ["en", "fr"]\n' + NPS)
+    warnings: list[FlowProblem] = []
+    assert validate_files([path], warnings=warnings) == []  # still valid: it loads and works
+    assert [(w.line, w.message.split(";")[0]) for w in warnings] == [
+        (4, "warning: the bot's own words (hints, yes/no buttons, thanks) have no 'fr'")
+    ]
 
 
 def test_load_sets_source_path_and_checksum() -> None:

@@ -10,6 +10,7 @@ from bot.flow_model import Question
 from bot.parsing import (
     PAYLOAD_MAX_BYTES,
     Command,
+    Confirm,
     Invalid,
     InvalidReason,
     Parsed,
@@ -19,6 +20,7 @@ from bot.parsing import (
     encode_payload,
     parse_answer,
     parse_payload,
+    parse_yes_no,
 )
 
 R = InvalidReason
@@ -92,9 +94,6 @@ def test_blank_is_empty_for_every_type(q: Question, text: str) -> None:
         ("8 sobre 10", 8),
         ("eight out of ten", 8),
         ("ocho de diez", 8),
-        ("I'd say 8", 8),
-        ("I’d say 8", 8),
-        ("Probably a 7, thanks", 7),
         ("eight", 8),
         ("Eight!", 8),
         ("EIGHT", 8),
@@ -114,12 +113,41 @@ def test_blank_is_empty_for_every_type(q: Question, text: str) -> None:
         ("１０", 10),
         ("10/10, a 10!", 10),
         ("8 (eight)", 8),
-        ("once they fixed it, 9", 9),
-        ("everyone was nice: 9", 9),
     ],
 )
 def test_nps_accepts(text: str, expected: int) -> None:
     assert parse_answer(NPS, text) == ok(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Issue 12: a number with other words around it may not be a rating at all.
+        ("the courier was 2 hours late", 2),
+        ("flood 0 yyy", 0),
+        ("I'd say 8", 8),
+        ("I’d say 8", 8),
+        ("Probably a 7, thanks", 7),
+        ("once they fixed it, 9", 9),
+        ("everyone was nice: 9", 9),
+        ("nueve, muy bien", 9),
+    ],
+)
+def test_nps_numbers_in_sentences_need_a_confirmation(text: str, expected: int) -> None:
+    assert parse_answer(NPS, text) == Confirm(expected)
+
+
+def test_sentences_with_a_number_off_the_scale_are_still_out_of_range() -> None:
+    assert parse_answer(NPS, "waited 45 minutes") == bad(R.OUT_OF_RANGE)
+    assert parse_answer(CSAT, "two hours late, 9 calls") == bad(R.AMBIGUOUS)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("yes", True), ("Sí", True), ("y", True), ("no", False), ("nope", False), ("8", None)],
+)
+def test_typed_confirmations(text: str, expected: bool | None) -> None:
+    assert parse_yes_no(text) is expected
 
 
 @pytest.mark.parametrize(
@@ -213,14 +241,14 @@ def test_csat_rejects(text: str, reason: InvalidReason) -> None:
         (CES, "1", ok(1)),
         (CES, "5/7", ok(5)),
         (CES, "siete", ok(7)),
-        (CES, "★★★★★★★", ok(7)),
+        (CES, "★★★★★★★", bad(R.NOT_A_NUMBER)),  # stars are for CSAT only
         (CES, "0", bad(R.OUT_OF_RANGE)),
         (CES, "8", bad(R.OUT_OF_RANGE)),
         (CES, "5/5", bad(R.AMBIGUOUS)),
         (CES_5, "5/5", ok(5)),
         (CES_5, "5/7", bad(R.AMBIGUOUS)),
         (CES_5, "6", bad(R.OUT_OF_RANGE)),
-        (CES_5, "★★", ok(2)),
+        (CES_5, "★★", bad(R.NOT_A_NUMBER)),
     ],
 )
 def test_ces_uses_its_scale(q: Question, text: str, expected: ParseResult) -> None:
@@ -597,3 +625,13 @@ def test_detect_command(text: str, expected: Command) -> None:
 )
 def test_not_a_command(text: str) -> None:
     assert detect_command(text) is None
+
+
+@pytest.mark.parametrize(
+    ("q", "text", "expected"),
+    [(NPS, "I'd say 8 out of 10", 8), (NPS, "honestly 9/10", 9), (CSAT, "cinco estrellas", 5)],
+)
+def test_a_score_with_its_scale_or_unit_needs_no_confirmation(
+    q: Question, text: str, expected: int
+) -> None:
+    assert parse_answer(q, text) == ok(expected)

@@ -58,6 +58,18 @@ async def test_without_channels_it_still_serves_healthz(plain: App) -> None:
     await asyncio.wait_for(task, timeout=5)
 
 
+async def test_serve_answers_metrics_from_the_database(plain: App) -> None:
+    task, stop, serving = await start(plain)
+    async with httpx.AsyncClient() as http:
+        await http.get(f"{serving.url}/healthz")
+        metrics = await http.get(f"{serving.url}/metrics")
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert metrics.status_code == 200
+    assert "cxbot_sentiment_backlog 0.0" in metrics.text
+    assert 'cxbot_http_responses_total{code="200"} 1.0' in metrics.text
+
+
 async def test_services_start_in_order_stop_in_reverse_and_tasks_are_cancelled(
     plain: App,
 ) -> None:

@@ -139,6 +139,27 @@ EXPECTED: dict[tuple[State, Input], Outcome] = {
     (State.ASKING, Input.UNSUPPORTED): Outcome(
         Action.UNSUPPORTED_AND_ASK, [text("unsupported"), ASK_NPS], ["active"]
     ),
+    # At NPS, "the courier was 9 hours late" awaits a yes ("Did you mean 9 out of 10?").
+    (State.CONFIRMING, Input.START): Outcome(Action.START, [text("resume"), ASK_NPS], ["active"]),
+    (State.CONFIRMING, Input.BEGIN): Outcome(Action.BEGIN, [text("resume"), ASK_NPS], ["active"]),
+    (State.CONFIRMING, Input.STOP): Outcome(
+        Action.OPT_OUT, [text("opted_out")], ["opted_out"], opted_out=True
+    ),
+    (State.CONFIRMING, Input.HELP): Outcome(
+        Action.HELP_AND_ASK, [text("help"), ASK_NPS], ["active"]
+    ),
+    (State.CONFIRMING, Input.SKIP): Outcome(
+        Action.SKIP, [text("hint_required"), ASK_NPS], ["active"]
+    ),
+    (State.CONFIRMING, Input.ANSWER): Outcome(  # "9" is a new answer, taken as typed
+        Action.CONFIRM, [ASK_LIKED_MOST], ["active"], (NPS_9,)
+    ),
+    (State.CONFIRMING, Input.BUTTON): Outcome(
+        Action.CONFIRM, [ASK_LIKED_MOST], ["active"], (NPS_9,)
+    ),
+    (State.CONFIRMING, Input.UNSUPPORTED): Outcome(
+        Action.UNSUPPORTED_AND_ASK, [text("unsupported"), ASK_NPS], ["active"]
+    ),
     # The survey is open at NPS, but that question never reached the customer.
     (State.UNDELIVERED, Input.START): Outcome(Action.START, [text("resume"), ASK_NPS], ["active"]),
     (State.UNDELIVERED, Input.BEGIN): Outcome(Action.BEGIN, [text("resume"), ASK_NPS], ["active"]),
@@ -203,6 +224,12 @@ async def into_opted_out(app: App) -> MemoryChannel:
     return channel
 
 
+async def into_confirming(app: App) -> MemoryChannel:
+    channel = await survey_begun(app)
+    await channel.push("the courier was 9 hours late")
+    return channel
+
+
 async def into_undelivered(app: App) -> MemoryChannel:
     channel = await survey_begun(app)
     with transaction(app.db) as session:
@@ -220,6 +247,7 @@ SETUPS: dict[State, Callable[[App], Awaitable[MemoryChannel]]] = {
     State.EXPIRED: into_expired,
     State.OPTED_OUT: into_opted_out,
     State.ASKING: survey_begun,
+    State.CONFIRMING: into_confirming,
     State.UNDELIVERED: into_undelivered,
 }
 
@@ -263,6 +291,7 @@ def state_now(app: App) -> State:
             opted_out=customer.opted_out_at is not None,
             last_completed=latest is not None and latest.state == ConversationState.COMPLETED,
             last_expired=latest is not None and latest.state == ConversationState.EXPIRED,
+            pending=active is not None and active.pending_score is not None,
         )
 
 
@@ -373,3 +402,17 @@ def test_states(
         last_expired=last_expired,
     )
     assert found == state
+
+
+def test_a_pending_score_is_confirming_unless_the_question_never_arrived() -> None:
+    def state(*, undelivered: bool) -> State:
+        return survey_machine.classify_state(
+            survey_open=True,
+            undelivered=undelivered,
+            opted_out=False,
+            last_completed=False,
+            pending=True,
+        )
+
+    assert state(undelivered=False) == State.CONFIRMING
+    assert state(undelivered=True) == State.UNDELIVERED
