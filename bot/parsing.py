@@ -455,6 +455,9 @@ def decode_payload(payload: str) -> tuple[str, str] | None:
 def _button_value(question: Question, raw: str) -> ParseResult:
     """Check a payload value strictly: we wrote it, so anything else is forged or outdated."""
     if question.type in SCORE_TYPES:
+        if raw in ("yes", "no"):
+            # The Yes/No of a "Did you mean N?" no longer open: stale, not a miss.
+            return Invalid(InvalidReason.STALE_BUTTON)
         if not _SCORE_VALUE.fullmatch(raw):
             return Invalid(InvalidReason.NOT_A_NUMBER)
         low, high = question.bounds

@@ -534,7 +534,7 @@ def test_malformed_payloads_do_not_decode(payload: str) -> None:
         (NPS, "a:nps:-1", bad(R.OUT_OF_RANGE)),
         (CSAT, "a:csat:0", bad(R.OUT_OF_RANGE)),
         (NPS, "a:nps:eight", bad(R.NOT_A_NUMBER)),
-        (NPS, "a:nps:yes", bad(R.NOT_A_NUMBER)),
+        (NPS, "a:nps:yes", bad(R.STALE_BUTTON)),  # a closed "Did you mean N?" button
         (YES_NO, "a:solved:true", bad(R.NOT_YES_NO)),
         (YES_NO, "a:solved:1", bad(R.NOT_YES_NO)),
         (CHOICE, "a:reason:quality", bad(R.UNKNOWN_CHOICE)),
