@@ -62,6 +62,9 @@ API_PREFIX = "/api/v1"
 API_MAX_BODY_BYTES = 4 << 20
 MAX_OFFSET = 10**9  # list offsets: far beyond any list, within every database's integers
 
+# The largest id the invitation table holds (its id is an INTEGER: 32-bit on PostgreSQL).
+MAX_ROW_ID = 2**31 - 1
+
 
 class ApiError(Exception):
     """An answer other than success: status, one sentence, optional headers."""
@@ -275,7 +278,9 @@ def build_api(
         summary="An invitation's state, and its survey's",
     )
     async def get_invitation(invitation_id: str, key: InviteKey) -> Any:
-        found = await invitations.state(int(invitation_id)) if invitation_id.isdigit() else None
+        # Anything but a stored id's digits (letters, digits past the range) names no invitation.
+        known = invitation_id.isdigit() and int(invitation_id) <= MAX_ROW_ID
+        found = await invitations.state(int(invitation_id)) if known else None
         # An invite key sees its own invitations only; an admin key sees all.
         if found is None or (key.scope != Scope.ADMIN and found.invitation.source != key.name):
             raise ApiError(404, f"no invitation {invitation_id}")

@@ -84,6 +84,9 @@ async def test_at_debug_the_telegram_token_and_webhook_secret_are_in_no_log_line
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # The SDKs' own loggers too: an earlier command in this process may have quietened them.
+    for name in ("httpx", "httpcore", "telegram", "aiohttp"):
+        caplog.set_level(logging.DEBUG, logger=name)
     with FakeTelegramAPI() as fake:
         settings = telegram_settings(
             fake,
@@ -117,6 +120,8 @@ async def test_at_debug_the_slack_tokens_and_signing_secret_are_in_no_log_line(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "slack_bolt", "slack_sdk", "aiohttp"):
+        caplog.set_level(logging.DEBUG, logger=name)
     with FakeSlackAPI() as fake:
         fake.profiles["U0ANN0001"] = ann_profile("U0ANN0001")
         settings = slack_settings(fake, tmp_path)
