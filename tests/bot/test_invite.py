@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,15 +12,13 @@ from sqlmodel import col, select
 
 from adapters.telegram_links import decode_start_payload
 from bot.app import build_app
-from bot.cli import main
 from bot.config import load_settings
 from bot.messages import IncomingMessage
 from storage.database import transaction
 from storage.tables import Conversation, Invitation
+from tests.fakes.cli_runner import Run, cli_runner
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.telegram_setup import conversations, customer, keyboard
-
-Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -41,13 +39,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeTelegramAPI) 
 def cxbot(env: None, capsys: pytest.CaptureFixture[str]) -> Run:
     """Run `cxbot ARGS`: (exit status, stdout, stderr)."""
 
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out.strip(), err.strip()
-
-    return run
+    return cli_runner(capsys)
 
 
 def say(message: IncomingMessage) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,9 +20,9 @@ from bot.invitations.suppression import SuppressionList
 from bot.progress import LineProgress, progress_for
 from storage.database import transaction
 from storage.tables import Conversation, Customer, Invitation, OutboxMessage
+from tests.fakes.cli_runner import Run, cli_runner
 from tests.fakes.telegram_api import FakeTelegramAPI
 
-Run = Callable[..., tuple[int, str, str]]
 HEADER = (
     "channel,user_id,touchpoint,interaction_id,flow_id,send_after,time_zone,"
     "order_id,context.channel\n"
@@ -50,13 +50,7 @@ def env(
 def cxbot(env: None, capsys: pytest.CaptureFixture[str]) -> Run:
     """Run `cxbot ARGS`: (exit status, stdout, stderr)."""
 
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out.strip(), err.strip()
-
-    return run
+    return cli_runner(capsys)
 
 
 @pytest.fixture

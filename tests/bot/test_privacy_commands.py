@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bot.app import build_app
-from bot.cli import main
 from bot.config import load_settings
 from bot.messages import IncomingMessage
-
-Run = Callable[..., tuple[int, str, str]]
+from tests.fakes.cli_runner import Run, cli_runner
 
 
 @pytest.fixture
@@ -24,13 +21,7 @@ def cxbot(
     monkeypatch.setenv("CXBOT_GENERAL__DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CXBOT_SENTIMENT__ENABLED", "false")
 
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out.strip(), err.strip()
-
-    return run
+    return cli_runner(capsys)
 
 
 def _answer_survey(user: str) -> None:

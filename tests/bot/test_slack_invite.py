@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from tests.fakes.cli_runner import Run, cli_runner
 from tests.fakes.slack_api import FakeSlackAPI
 
-Run = Callable[..., tuple[int, str, str]]
 ANN = "U0ANN0001"
 DM = "D0ANN0001"
 
@@ -35,13 +34,7 @@ def cxbot(
     monkeypatch.setenv("CXBOT_SLACK__BASE_URL", fake.base_url)
     monkeypatch.setenv("CXBOT_SENTIMENT__ENABLED", "false")
 
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out.strip(), err.strip()
-
-    return run
+    return cli_runner(capsys)
 
 
 def invite(cxbot: Run, *extra: str) -> tuple[int, str, str]:
