@@ -165,8 +165,14 @@ class ReviewItem(SQLModel, table=True):
     reasons: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Who works on it: an actor as in ReviewEvent ("desk:ana@example.com", "slack:U012…").
+    assignee: str | None = Field(default=None, max_length=160, index=True)
+    # Response time: the first acknowledgement (or reply, which acknowledges) and the first
+    # reply to the customer; set once, never moved by a reopen.
+    first_ack_at: datetime | None = None
+    first_reply_at: datetime | None = None
 
 
 class SentimentScore(SQLModel, table=True):
@@ -413,4 +419,51 @@ class Suppression(SQLModel, table=True):
     external_id: str = Field(max_length=128)
     note: str | None = Field(default=None, max_length=256)
     created_by: str = Field(max_length=64)  # "cli", or the admin API key's name
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DeskRole(StrEnum):
+    """What a desk user may do: support reviews and replies; admin also manages users and keys."""
+
+    ADMIN = "admin"
+    SUPPORT = "support"
+
+
+class DeskUser(SQLModel, table=True):
+    """A person who signs in to the web desk (`cxbot users add`). Only an argon2 hash of the
+    password is stored; `session_epoch` grows on every reset or disable, which ends the
+    sessions signed before it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)  # stored lower-case
+    role: str = Field(max_length=16)  # DeskRole
+    password_hash: str = Field(max_length=256)
+    session_epoch: int = 0
+    disabled_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+
+class LabelCorrection(SQLModel, table=True):
+    """A person's correction of a text answer's sentiment label. The model's own label stays in
+    SentimentScore; the newest correction of an answer is the label people see."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    answer_id: int = Field(foreign_key="answer.id", index=True)
+    old_label: str = Field(max_length=16)  # what was shown when corrected (model or correction)
+    new_label: str = Field(max_length=16)
+    # The model's label at the time, kept beside the correction for training and audits.
+    model_label: str | None = Field(default=None, max_length=16)
+    model_id: str | None = Field(default=None, max_length=256)
+    model_version: str | None = Field(default=None, max_length=64)
+    actor: str = Field(max_length=160)  # "desk:ana@example.com", "slack:U012…"
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class WebSecret(SQLModel, table=True):
+    """A secret the web side needs to agree on across processes (the session cookie key when
+    `[desk] session_secret` is not configured), made once by whichever process asks first."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=256)
     created_at: datetime = Field(default_factory=utcnow)
