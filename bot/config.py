@@ -391,6 +391,30 @@ class PrivacySettings(_Section):
     text_retention_days: Annotated[int, Field(ge=0, le=36500)] = 0
 
 
+class DeskSettings(_Section):
+    """The web support desk under `/desk/` on `cxbot serve`'s HTTP server."""
+
+    enabled: bool = True
+    # Key that signs the session cookies. Unset: one is made once and kept in the database, so
+    # that every process of one deployment accepts the others' sessions.
+    session_secret: SecretStr | None = None
+    # A session ends this long after sign-in; people sign in again.
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+    # Send the cookie over HTTPS only: set it when the desk is reached through HTTPS.
+    cookie_secure: bool = False
+    # Failed sign-ins allowed per address and per e-mail within `login_window_minutes`.
+    login_attempts: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_window_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 15.0
+    # Items not acknowledged within this many hours are shown as past the response target.
+    response_target_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 4.0
+    # Sentiment labels less confident than this are "low confidence" (a queue filter).
+    low_confidence_below: Annotated[float, Field(ge=0, le=1)] = 0.6
+    # Rows per page of the review queue.
+    page_size: Annotated[int, Field(ge=5, le=500)] = 50
+
+    _placeholder = field_validator("session_secret")(_reject_placeholder)
+
+
 class Settings(_Section):
     """All of cxbot's settings; see config.example.toml for every key."""
 
@@ -409,6 +433,7 @@ class Settings(_Section):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    desk: DeskSettings = Field(default_factory=DeskSettings)
     # [[webhooks]]: endpoints told when a response completes or is flagged (bot/webhook_events).
     webhooks: list[WebhookEndpoint] = Field(default_factory=list)
 
