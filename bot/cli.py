@@ -22,12 +22,15 @@ from bot.channel_commands import (
     telegram_command,
 )
 from bot.config import Settings
+from bot.desk_user_commands import add_user_commands, users_command
 from bot.doctor import add_doctor_command, doctor_command
 from bot.errors import CxbotError, FlowProblem
 from bot.flow_loader import validate_files
 from bot.invitation_report import format_sections, invitation_sections
 from bot.metrics import build_report, format_report
+from bot.nlp_options import add_corrections_command, add_train_options
 from bot.privacy_commands import add_privacy_commands, customers_command
+from bot.report_commands import add_trend_arguments, trend_command
 from bot.sentiment_worker import SentimentWorker
 from storage.database import transaction
 from storage.errors import StorageError
@@ -82,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print one JSON object")
     report.add_argument("--flow", metavar="FLOW_ID", help="only this flow")
     report.add_argument("--channel", metavar="CHANNEL", help="only this channel")
+    add_trend_arguments(report)
 
     flows = sub.add_parser("flows", parents=[common], help="check and list survey flows")
     flows_sub = flows.add_subparsers(dest="flows_command", required=True, metavar="ACTION")
@@ -111,13 +115,16 @@ def _parser() -> argparse.ArgumentParser:
         help="folder for the trained model (default: a new folder in the data directory)",
     )
     train.add_argument("--seed", type=int, default=13)
+    add_train_options(train)
     nlp_sub.add_parser(
         "score", parents=[common], help="label every stored text answer not labelled yet"
     )
+    add_corrections_command(nlp_sub, common)
     add_channel_commands(sub, common, _key_value)
     add_api_commands(sub, common)
     add_privacy_commands(sub, common)
     add_doctor_command(sub, common)
+    add_user_commands(sub, common)
     return parser
 
 
@@ -169,6 +176,10 @@ async def _chat_loop(app: App, args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.by is not None:
+        return trend_command(settings_from(args), args)
+    if args.since is not None or args.until is not None:
+        raise CxbotError("--since and --until go with --by day|week|month")
     app = build_app(settings_from(args))
     try:
         with transaction(app.db) as session:
@@ -221,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers.update(apikeys=apikeys_command, suppress=suppress_command)
     handlers.update(customers=customers_command)
     handlers.update(doctor=doctor_command)
+    handlers.update(users=users_command)
     try:
         return handlers[args.command](args)
     except USER_ERRORS as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session, col, func, select
 
@@ -21,12 +22,19 @@ class ScoreRow:
     value: int
     scale_min: int | None
     scale_max: int | None
+    answered_at: datetime | None = None  # naive UTC on SQLite, aware on PostgreSQL
 
 
 def score_answers(
-    session: Session, *, flow_id: str | None = None, channel: str | None = None
+    session: Session,
+    *,
+    flow_id: str | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[ScoreRow]:
-    """Every non-skipped NPS, CES and CSAT answer, optionally for one flow or channel."""
+    """Every non-skipped NPS, CES and CSAT answer, optionally for one flow or channel and
+    answered in [since, until)."""
     stmt = select(Answer).where(
         col(Answer.question_type).in_(SCORE_TYPES),
         col(Answer.skipped).is_(False),
@@ -37,6 +45,10 @@ def score_answers(
         stmt = stmt.where(Answer.flow_id == flow_id)
     if channel is not None:
         stmt = stmt.where(Answer.channel == channel)
+    if since is not None:
+        stmt = stmt.where(Answer.answered_at >= since)
+    if until is not None:
+        stmt = stmt.where(Answer.answered_at < until)
     return [
         ScoreRow(
             flow_id=a.flow_id,
@@ -45,6 +57,7 @@ def score_answers(
             value=a.value_int,
             scale_min=a.scale_min,
             scale_max=a.scale_max,
+            answered_at=a.answered_at,
         )
         for a in session.exec(stmt)
         if a.value_int is not None
