@@ -71,6 +71,8 @@ class SentimentWorker:
         self._settings = settings
         self._loader = loader or default_loader(settings.sentiment)
         self._classifier: SentimentClassifier | None = None
+        # The one load in progress (a thread), shared by every caller of _ensure_model.
+        self._loading: asyncio.Future[SentimentClassifier] | None = None
         self._wake = asyncio.Event()
         self._retry_at = 0.0
         self._retry_delay = FIRST_RETRY_SECONDS
@@ -121,30 +123,44 @@ class SentimentWorker:
             return has_unlabelled_answers(session)
 
     async def _ensure_model(self) -> SentimentClassifier | None:
+        """The model, loading it once: every caller waits for the same load.
+
+        The load runs in a thread that cannot be cancelled, so it is shielded: when `run()` is
+        cancelled mid-load (`cxbot chat` ending), `drain()` waits for that same load instead of
+        starting a second import of transformers beside the first, which fails half-way.
+        """
         if self._classifier is not None:
             return self._classifier
         loop = asyncio.get_running_loop()
-        if loop.time() < self._retry_at:
-            return None
+        if self._loading is None:
+            if loop.time() < self._retry_at:
+                return None
+            self._loading = asyncio.ensure_future(asyncio.to_thread(self._loader))
+        loading = self._loading
         try:
-            self._classifier = await asyncio.to_thread(self._loader)
+            classifier = await asyncio.shield(loading)
         except (NlpError, ImportError, OSError) as exc:
-            self.load_error = str(exc)
-            log.error(
-                "sentiment model could not be loaded: %s — text answers stay unscored and will "
-                "be labelled once it loads (next try in %.0f s)",
-                exc,
-                self._retry_delay,
-            )
-            self._retry_at = loop.time() + self._retry_delay
-            self._retry_delay = min(self._retry_delay * 2, MAX_RETRY_SECONDS)
+            if self._loading is loading:  # the first waiter reports it and schedules the retry
+                self._loading = None
+                self.load_error = str(exc)
+                log.error(
+                    "sentiment model could not be loaded: %s — text answers stay unscored and "
+                    "will be labelled once it loads (next try in %.0f s)",
+                    exc,
+                    self._retry_delay,
+                )
+                self._retry_at = loop.time() + self._retry_delay
+                self._retry_delay = min(self._retry_delay * 2, MAX_RETRY_SECONDS)
             return None
-        self.load_error = None
-        log.info(
-            "sentiment model loaded: %s (version %s)",
-            self._classifier.model_id,
-            self._classifier.model_version,
-        )
+        if self._classifier is None:
+            self._classifier = classifier
+            self._loading = None
+            self.load_error = None
+            log.info(
+                "sentiment model loaded: %s (version %s)",
+                classifier.model_id,
+                classifier.model_version,
+            )
         return self._classifier
 
     def _label_batch(self, classifier: SentimentClassifier) -> BatchResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from sqlmodel import col, select
 
@@ -115,6 +116,36 @@ async def test_a_model_that_cannot_load_leaves_answers_unscored_and_the_bot_talk
     assert scores(app) == []
     # Later, with a working model, the same answer gets its label.
     assert await worker_for(app, KeywordClassifier()).drain() == 1
+
+
+async def test_a_load_cut_short_by_cancelling_run_is_finished_by_drain_not_started_again(
+    app: App,
+) -> None:
+    # `cxbot chat` ending a few seconds after a text answer: run() is cancelled while the model
+    # loads in its thread; drain() must wait for that load, not import transformers a second
+    # time beside it (which failed half-way: "cannot import name 'AutoModel'").
+    release = threading.Event()
+    loads: list[str] = []
+
+    def slow_loader() -> SentimentClassifier:
+        loads.append(threading.current_thread().name)
+        release.wait(5)
+        return KeywordClassifier()
+
+    worker = SentimentWorker(db=app.db, settings=app.settings, loader=slow_loader)
+    await survey(app, "a", ["3", "Awful, I want a refund", "2", "1", ""])
+    task = asyncio.create_task(worker.preload())
+    while not loads:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    draining = asyncio.create_task(worker.drain())
+    await asyncio.sleep(0.1)
+    assert not draining.done()  # waiting for the load under way
+    release.set()
+    assert await draining == 1
+    assert len(loads) == 1
+    assert scores(app) == [("fix_first", "negative", "kw-1")]
+    assert worker.load_error is None
 
 
 async def test_no_model_is_loaded_when_nothing_needs_a_label(app: App) -> None:
