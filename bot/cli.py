@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.desk_user_commands import add_user_commands, users_command
 from bot.doctor import add_doctor_command, doctor_command
 from bot.errors import CxbotError, FlowProblem
+from bot.flow_commands import VERSION_COMMANDS, add_flow_version_commands, flow_version_command
 from bot.flow_loader import validate_files
 from bot.invitation_report import format_sections, invitation_sections
 from bot.metrics import build_report, format_report
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = flows_sub.add_parser("validate", help="check flow files; one line per problem")
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     flows_sub.add_parser("list", parents=[common], help="list the flows cxbot would load")
+    add_flow_version_commands(flows_sub, common, _key_value)
 
     nlp = sub.add_parser("nlp", parents=[common], help="the sentiment model")
     nlp_sub = nlp.add_subparsers(dest="nlp_command", required=True, metavar="ACTION")
@@ -204,6 +206,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _flows(args: argparse.Namespace) -> int:
+    if args.flows_command in VERSION_COMMANDS:
+        return flow_version_command(settings_from(args), args)
     if args.flows_command == "validate":
         warnings: list[FlowProblem] = []
         problems = validate_files(args.paths, warnings=warnings)

@@ -150,12 +150,14 @@ class Engine:
         Honours opt-outs: an opted-out customer only hears that they are unsubscribed. An
         unfinished survey of the same flow is resumed rather than restarted.
         """
-        flow = self._catalog.get(flow_id or self._settings.flows.default)  # unknown id: raise now
+        flow_id = flow_id or self._settings.flows.default
+        if flow_id not in self._catalog and not await asyncio.to_thread(self._published, flow_id):
+            self._catalog.get(flow_id)  # raises UnknownFlowError naming the known flows
         msg = IncomingMessage(
             channel=channel,
             user_id=user_id,
             kind=MessageKind.START,
-            flow_id=flow.id,
+            flow_id=flow_id,
             context=dict(context or {}),
             first_name=first_name,
             last_name=last_name,
@@ -200,7 +202,8 @@ class Engine:
         if (
             msg.kind == MessageKind.START
             and msg.flow_id is not None
-            and msg.flow_id not in self._catalog.ids()
+            and msg.flow_id not in self._catalog
+            and flow_q.latest_flow_version(session, flow_id=msg.flow_id) is None
         ):
             # A link naming a flow that no longer exists: apologise, run the default flow.
             log.warning("a link names unknown flow %r; starting the default flow", msg.flow_id)
@@ -339,7 +342,7 @@ class Engine:
         flow_id: str | None,
         context: Mapping[str, str],
     ) -> None:
-        flow = self._catalog.get(flow_id or self._settings.flows.default)
+        flow, live_version = self._live_flow(turn.session, flow_id or self._settings.flows.default)
         if turn.customer.opted_out_at is not None:
             # Only reached when the customer asked for a survey themselves: that opts them in.
             cust_q.set_opted_out(turn.session, customer=turn.customer, opted_out=False)
@@ -358,10 +361,6 @@ class Engine:
             conv_q.end_conversation(
                 turn.session, conversation=active, state=ConversationState.ABANDONED
             )
-        version = flow_q.publish_flow_version(
-            turn.session, flow_id=flow.id, checksum=flow.checksum, source=flow.source
-        )
-        self._flows[(flow.id, version.version)] = flow
         locale = flow_logic.resolve_locale(
             flow, turn.msg.locale or turn.customer.locale or self._settings.survey.default_locale
         )
@@ -370,7 +369,7 @@ class Engine:
             customer_id=self._cid(turn),
             channel=turn.msg.channel,
             flow_id=flow.id,
-            flow_version=version.version,
+            flow_version=live_version,
             locale=locale,
             context=_clean_context(context),
         )
@@ -762,6 +761,36 @@ class Engine:
         if conversation is not None:
             return conversation.locale
         return turn.msg.locale or turn.customer.locale or self._settings.survey.default_locale
+
+    def _published(self, flow_id: str) -> bool:
+        """Whether a flow that no file defines was published (`cxbot flows publish`)."""
+        with transaction(self._db) as session:
+            return flow_q.latest_flow_version(session, flow_id=flow_id) is not None
+
+    def _live_flow(self, session: Session, flow_id: str) -> tuple[Flow, int]:
+        """The live (newest) version of a flow and its number: a flow file's changed content is
+        published first; a version published from the command line or the desk stays live
+        until the file changes (storage.flow_versions.live_file_flow_version)."""
+        file_flow = self._catalog.find(flow_id)
+        if file_flow is not None:
+            stored = flow_q.live_file_flow_version(
+                session, flow_id=flow_id, checksum=file_flow.checksum, source=file_flow.source
+            )
+        else:
+            found = flow_q.latest_flow_version(session, flow_id=flow_id)
+            if found is None:
+                self._catalog.get(flow_id)  # raises UnknownFlowError naming the known flows
+                raise AssertionError("unreachable")
+            stored = found
+        key = (flow_id, stored.version)
+        flow = self._flows.get(key)
+        if flow is None:
+            if file_flow is not None and file_flow.checksum == stored.checksum:
+                flow = file_flow
+            else:
+                flow = load_flow_source(stored.source, f"<stored {flow_id} v{stored.version}>")
+            self._flows[key] = flow
+        return flow, stored.version
 
     def _flow_of(self, session: Session, conversation: Conversation) -> Flow:
         """The flow exactly as it was when this conversation started (its stored version)."""

@@ -66,6 +66,10 @@ class FlowCatalog:
             known = ", ".join(self.ids()) or "none"
             raise UnknownFlowError(f"unknown flow '{flow_id}'; known flows: {known}") from None
 
+    def find(self, flow_id: str) -> Flow | None:
+        """The flow with this id, or None."""
+        return self._flows.get(flow_id)
+
     def ids(self) -> list[str]:
         """The ids of all flows, sorted."""
         return sorted(self._flows)

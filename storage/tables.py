@@ -71,6 +71,11 @@ class FlowVersion(SQLModel, table=True):
     checksum: str = Field(max_length=64)
     source: str
     published_at: datetime = Field(default_factory=utcnow)
+    # How it came to be: "file" (a flow file's content, published when the file changed),
+    # "publish" (`cxbot flows publish`, the desk's editor) or "rollback" (an older version's
+    # content published again). The newest version of a flow is the live one.
+    origin: str = Field(default="file", max_length=16)
+    published_by: str | None = Field(default=None, max_length=160)
 
 
 class Conversation(SQLModel, table=True):
