@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.desk_user_commands import add_user_commands, users_command
 from bot.doctor import add_doctor_command, doctor_command
 from bot.errors import CxbotError, FlowProblem
+from bot.export_commands import add_export_commands, export_command
 from bot.flow_commands import VERSION_COMMANDS, add_flow_version_commands, flow_version_command
 from bot.flow_loader import validate_files
 from bot.invitation_report import format_sections, invitation_sections
@@ -126,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     add_api_commands(sub, common)
     add_privacy_commands(sub, common)
     add_doctor_command(sub, common)
+    add_export_commands(sub, common)
     add_user_commands(sub, common)
     return parser
 
@@ -226,6 +228,10 @@ def _flows(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _export(args: argparse.Namespace) -> int:
+    return export_command(settings_from(args), args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cxbot` console script."""
     args = _parser().parse_args(argv)
@@ -236,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers.update(apikeys=apikeys_command, suppress=suppress_command)
     handlers.update(customers=customers_command)
     handlers.update(doctor=doctor_command)
+    handlers.update(export=_export)
     handlers.update(users=users_command)
     try:
         return handlers[args.command](args)

@@ -61,3 +61,24 @@ class RateLimitedError(DeliveryError):
 class DeliveryRefusedError(DeliveryError):
     """The recipient refused this one delivery for good (a webhook's 4xx): it is given up at
     once and recorded, without retries, while later deliveries to the recipient go on."""
+
+
+class ReviewConflictError(CxbotError):
+    """A review action does not apply: the item changed since the page was shown (a stale
+    version, a double submit), or its status rules the action out (acknowledging a non-open
+    item, resolving a resolved one, reopening an open one). Nothing was stored."""
+
+
+class CustomerUnreachableError(CxbotError):
+    """A reply was refused because the customer cannot be reached: they blocked the bot or
+    their data was erased. Nothing was stored."""
+
+
+class LabelCorrectionError(CxbotError):
+    """A sentiment label correction was refused: an unknown label, or the label the text
+    already shows. Nothing was stored."""
+
+
+class DeskUserError(CxbotError):
+    """A desk user change was refused: a malformed e-mail, an unknown role, a password too
+    short, an e-mail already taken, or no such user. Nothing was stored."""

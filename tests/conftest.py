@@ -84,3 +84,15 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 at its real cost takes a few tenths of a second per hash on this machine; the
+    desk's tests sign in hundreds of times. Same algorithm (argon2id), low cost parameters."""
+    from argon2 import PasswordHasher
+
+    import bot.desk_users
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(bot.desk_users, "_HASHER", cheap)
