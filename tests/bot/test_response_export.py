@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
+from sqlmodel import select
 
 from bot.app import App, build_app
 from bot.config import load_settings
@@ -30,9 +31,7 @@ async def test_one_row_per_survey_with_sentiment_flags_and_touchpoint(app: App) 
     bob = await open_survey(app, "bob")
     await bob.push("10")
     with transaction(app.db) as s:
-        text = s.exec(
-            __import__("sqlmodel").select(Answer).where(Answer.question_id == "fix_first")
-        ).one()
+        text = s.exec(select(Answer).where(Answer.question_id == "fix_first")).one()
         s.add(
             SentimentScore(
                 answer_id=text.id,
@@ -102,7 +101,7 @@ def _seed(app: App, surveys: int) -> None:
                 for i in range(surveys)
             ],
         )
-        ids = [c.id for c in s.exec(__import__("sqlmodel").select(Conversation))]
+        ids = [c.id for c in s.exec(select(Conversation))]
         s.execute(
             insert(Answer),
             [
@@ -142,7 +141,7 @@ def _peak_while_exporting(app: App) -> tuple[int, int]:
     sink = _Counter()
     tracemalloc.start()
     try:
-        write_export(open_export(app.db, ResponseFilter()), "csv", sink)
+        write_export(open_export(app.db, ResponseFilter()), "csv", sink)  # type: ignore[arg-type]
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
