@@ -32,6 +32,7 @@ async def test_one_row_per_survey_with_sentiment_flags_and_touchpoint(app: App) 
     await bob.push("10")
     with transaction(app.db) as s:
         text = s.exec(select(Answer).where(Answer.question_id == "fix_first")).one()
+        assert text.id is not None
         s.add(
             SentimentScore(
                 answer_id=text.id,
