@@ -182,8 +182,8 @@ async def _chat_loop(app: App, args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     if args.by is not None:
         return trend_command(settings_from(args), args)
-    if args.since is not None or args.until is not None:
-        raise CxbotError("--since and --until go with --by day|week|month")
+    if args.since is not None or args.until is not None or args.plot is not None:
+        raise CxbotError("--since, --until and --plot go with --by day|week|month")
     app = build_app(settings_from(args))
     try:
         with transaction(app.db) as session:

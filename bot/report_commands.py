@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import date
+from pathlib import Path
 
 from bot.app import build_app
 from bot.config import Settings
 from bot.errors import CxbotError
 from bot.quiet_hours import zone_named
+from bot.trend_plot import plot_trend
 from bot.trends import MIN_N, Period, build_trend, format_trend, utc_range
 from storage.database import transaction
 from storage.reports import score_answers
@@ -40,6 +43,12 @@ def add_trend_arguments(report: argparse.ArgumentParser) -> None:
         "--tz",
         metavar="ZONE",
         help="time zone of the days (IANA name; default: [invitations] default_time_zone)",
+    )
+    report.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="also draw the trend to FILE.png or FILE.svg (needs --by)",
     )
     report.add_argument(
         "--min-n",
@@ -75,8 +84,12 @@ def trend_command(settings: Settings, args: argparse.Namespace) -> int:
         until=args.until,
         min_n=args.min_n,
     )
+    if args.plot is not None:
+        plot_trend(trend, args.plot)
     if args.json:
         print(json.dumps(trend.to_dict(), indent=2))
     else:
         print(format_trend(trend))
+    if args.plot is not None:
+        print(f"trend drawn to {args.plot}", file=sys.stderr)
     return 0

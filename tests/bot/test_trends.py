@@ -186,3 +186,35 @@ def test_report_of_an_empty_range_is_an_empty_series(run: Run) -> None:
     assert code == 0 and json.loads(out)["series"] == []
     code, out, _ = run("report", "--by", "week")
     assert code == 0 and "no answers in this range" in out
+
+
+def test_plot_draws_png_and_svg_and_refuses_other_files(run: Run, tmp_path: Path) -> None:
+    weeks = [
+        ("nps", v, MONDAY + timedelta(weeks=w))
+        for w in range(4)
+        for v in [10, 9, 9, 10, 9, 8, 7, 0, 5, 6][: 10 - w * 3]
+    ]
+    store([*weeks, ("csat", 4, MONDAY), ("ces", 5, MONDAY)])
+    png, svg = tmp_path / "trend.png", tmp_path / "trend.svg"
+    code, out, err = run("report", "--by", "week", "--plot", str(png))
+    assert code == 0 and f"trend drawn to {png}" in err and "2026-11-02" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert run("report", "--by", "week", "--plot", str(svg), "--json")[0] == 0
+    drawing = svg.read_text(encoding="utf-8")
+    assert drawing.lstrip().startswith("<?xml") and "<svg" in drawing
+    code, _, err = run("report", "--by", "week", "--plot", str(tmp_path / "trend.gif"))
+    assert code == 1 and "must end in .png or .svg" in err
+    code, _, err = run("report", "--plot", str(png))
+    assert code == 1 and "go with --by" in err
+    code, _, err = run(
+        "report",
+        "--by",
+        "week",
+        "--since",
+        "2030-01-01",
+        "--until",
+        "2030-01-01",
+        "--plot",
+        str(tmp_path / "empty.png"),
+    )
+    assert code == 1 and not (tmp_path / "empty.png").exists()
