@@ -77,6 +77,9 @@ class TrainConfig:
     # One thread: the shipped artefact was trained this way, and it keeps reruns bit-identical
     # regardless of how many cores the machine has (~35 min on a 2-core machine).
     threads: int = 1
+    # Train on a fixed random sample of this many rows of the training split (0 = all of it):
+    # a quick trial run (`cxbot nlp train --max-train-examples`); the shipped model uses all.
+    max_train_examples: int = 0
 
 
 @dataclass
@@ -91,6 +94,7 @@ class TrainReport:
     seconds: float = 0.0
     train_examples: int = 0
     dev_examples: int = 0
+    extra_examples: int = 0
 
 
 def _print_flush(message: str) -> None:
@@ -102,11 +106,16 @@ def _sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def corpus_hash(train_path: Path, dev_path: Path) -> str:
-    """Content hash of the corpus files, recorded so an artefact names its training data."""
+def corpus_hash(
+    train_path: Path, dev_path: Path, extra_rows: Sequence[tuple[str, str]] = ()
+) -> str:
+    """Content hash of the corpus files (and any extra rows), recorded so an artefact names its
+    training data; without extra rows it is the hash of the two files alone, as before."""
     h = hashlib.sha256()
     for p in (train_path, dev_path):
         h.update(p.read_bytes())
+    for text, label in extra_rows:
+        h.update(json.dumps([text, label], ensure_ascii=False).encode("utf-8") + b"\n")
     return h.hexdigest()
 
 
@@ -231,9 +240,14 @@ def train(
     train_path: str | os.PathLike[str] | None = None,
     dev_path: str | os.PathLike[str] | None = None,
     encoder_path: str | os.PathLike[str] | None = None,
+    extra_rows: Sequence[tuple[str, str]] = (),
     log: Callable[[str], None] = _print_flush,
 ) -> TrainReport:
-    """Train the default classifier and write its artefact into ``output_dir``."""
+    """Train the default classifier and write its artefact into ``output_dir``.
+
+    ``extra_rows`` (``(text, label)``, e.g. people's label corrections) join the training split
+    after any sampling; the caller keeps them out of the dev split.
+    """
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
@@ -243,7 +257,9 @@ def train(
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        return _train(Path(output_dir), cfg, train_path, dev_path, encoder_path, log)
+        return _train(
+            Path(output_dir), cfg, train_path, dev_path, encoder_path, list(extra_rows), log
+        )
     finally:
         # Training pins the thread count for reproducibility; the caller's process keeps its own.
         torch.set_num_threads(threads)
@@ -255,6 +271,7 @@ def _train(
     train_path: str | os.PathLike[str] | None,
     dev_path: str | os.PathLike[str] | None,
     encoder_path: str | os.PathLike[str] | None,
+    extra_rows: list[tuple[str, str]],
     log: Callable[[str], None],
 ) -> TrainReport:
     from safetensors.torch import save_file
@@ -267,7 +284,17 @@ def _train(
     dev_file = Path(dev_path) if dev_path else DATA_DIR / "dev.jsonl"
     train_rows = read_eval_file(train_file)
     dev_rows = read_eval_file(dev_file)
-    log(f"corpus: {len(train_rows)} train / {len(dev_rows)} dev from {train_file.parent}")
+    if 0 < cfg.max_train_examples < len(train_rows):
+        keep = sorted(
+            random.Random(cfg.seed).sample(range(len(train_rows)), cfg.max_train_examples)
+        )
+        train_rows = [train_rows[i] for i in keep]
+    corpus_rows = len(train_rows)
+    train_rows = train_rows + extra_rows
+    log(
+        f"corpus: {corpus_rows} train + {len(extra_rows)} extra / {len(dev_rows)} dev"
+        f" from {train_file.parent}"
+    )
     hand_dev = hand_written_rows(dev_file) or list(range(len(dev_rows)))
 
     base = resolve_base_encoder(encoder_path)
@@ -379,8 +406,9 @@ def _train(
         "pooling": "mean",
         "lora_scale": cfg.lora_alpha / cfg.lora_rank,
         "max_length": 256,
-        "corpus_sha256": corpus_hash(train_file, dev_file),
+        "corpus_sha256": corpus_hash(train_file, dev_file, extra_rows),
         "train_examples": len(train_rows),
+        "extra_examples": len(extra_rows),
         "dev_examples": len(dev_rows),
         "config": asdict(cfg),
         "best_epoch": best[1],
@@ -403,6 +431,7 @@ def _train(
         seconds,
         len(train_rows),
         len(dev_rows),
+        len(extra_rows),
     )
 
 

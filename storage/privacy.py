@@ -25,6 +25,7 @@ from storage.tables import (
     DeliveryFailure,
     InboxUpdate,
     Invitation,
+    LabelCorrection,
     OutboxMessage,
     ReviewEvent,
     ReviewItem,
@@ -52,9 +53,12 @@ def _is_free_text() -> ColumnElement[bool]:
 
 
 def _delete_answers(session: Session, answer_ids: list[int]) -> tuple[int, int]:
-    """Delete these answers and their sentiment rows; (answers, sentiment rows) deleted."""
+    """Delete these answers and their sentiment rows and label corrections; (answers, sentiment
+    rows) deleted."""
     if not answer_ids:
         return 0, 0
+    # A correction keeps nothing of the text but points at the answer: it goes with it.
+    session.execute(delete(LabelCorrection).where(col(LabelCorrection.answer_id).in_(answer_ids)))
     scores = session.execute(
         delete(SentimentScore).where(col(SentimentScore.answer_id).in_(answer_ids))
     )

@@ -20,7 +20,7 @@ from storage.reports import score_answers
 from storage.review_queue import add_delivery_failure, add_review_event
 from storage.sentiment import add_score
 from storage.suppressions import is_suppressed
-from storage.tables import Answer, Invitation, ReviewItem
+from storage.tables import Answer, Invitation, LabelCorrection, ReviewItem
 
 ERASED = "7700990011"  # the customer asking to be forgotten
 KEPT = "7700990022"  # another customer, untouched
@@ -60,6 +60,16 @@ async def _customer_with_everything(app: App, user: str, name: str) -> None:
             confidence=0.9,
             model_id="m",
             model_version=f"v-{user}",
+        )
+        # A support agent's correction of that label (it goes with the answer).
+        s.add(
+            LabelCorrection(
+                answer_id=text_answer.id,
+                old_label="negative",
+                new_label="neutral",
+                model_label="negative",
+                actor="desk:ana@example.com",
+            )
         )
         item = s.exec(select(ReviewItem).where(ReviewItem.customer_id == text_answer.customer_id))
         review = item.one()
@@ -111,6 +121,7 @@ async def test_erase_leaves_no_personal_data_and_keeps_anonymous_scores(any_db_a
         assert sorted((r.question_type, r.value) for r in score_answers(s)) == scores_before
         assert is_suppressed(s, channel="telegram", external_id=ERASED)
         assert not s.exec(select(Answer).where(col(Answer.late))).all()
+        assert not s.exec(select(LabelCorrection)).all()
     again = erase_customer(app.db, channel="telegram", user_id=ERASED, by="cli")
     assert not again.suppressed and not again.lines()  # nothing left to erase
 
