@@ -119,7 +119,10 @@ def render_answered(text: str, label: str | None) -> SlackMessage:
 
 
 def mention(user_id: str) -> str:
-    """A Slack user as mrkdwn shows them: `<@U…>`."""
+    """A Slack user as mrkdwn shows them: `<@U…>`. A web desk user (an e-mail: Slack ids have
+    no "@") is shown as their e-mail, escaped."""
+    if "@" in user_id:
+        return escape(user_id)
     return f"<@{user_id}>"
 
 

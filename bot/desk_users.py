@@ -170,6 +170,12 @@ def reset_password(db: Database, *, email: str, password: str) -> DeskAccount:
     return _account(user)
 
 
+def end_sessions(db: Database, *, user_id: int) -> None:
+    """End all of a user's sessions (sign-out): a copy of their cookie stops working too."""
+    with transaction(db) as session:
+        users_q.end_desk_user_sessions(session, user_id=user_id)
+
+
 @cache
 def _dummy_hash() -> str:
     # Checked against when the e-mail is unknown, so that a wrong e-mail takes as long as a

@@ -82,3 +82,8 @@ class LabelCorrectionError(CxbotError):
 class DeskUserError(CxbotError):
     """A desk user change was refused: a malformed e-mail, an unknown role, a password too
     short, an e-mail already taken, or no such user. Nothing was stored."""
+
+
+class AnalyticsFilterError(CxbotError):
+    """An analytics filter cannot be answered: a start after its end, an unknown time zone,
+    period or breakdown, a malformed date or segment. Nothing was read."""

@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from bot.errors import DeliveryError, RateLimitedError, ReviewNotFoundError
+from bot.errors import (
+    CustomerUnreachableError,
+    DeliveryError,
+    RateLimitedError,
+    ReviewNotFoundError,
+)
 from bot.messages import (
     OutgoingMessage,
     PressOutcome,
@@ -44,6 +49,7 @@ from bot.turn_outbox import enqueue_message, uses_outbox
 from bot.waiting import wait_for_event
 from storage import review_queue as rq
 from storage.database import Database, Session, transaction
+from storage.privacy import erased_external_id
 from storage.tables import ReviewItem, ReviewStatus
 
 log = logging.getLogger(__name__)
@@ -105,6 +111,48 @@ def resolve(db: Database, *, review_id: int, actor: str, note: str) -> bool:
         return True
 
 
+def queue_reply(
+    session: Session,
+    *,
+    review_id: int,
+    actor: str,
+    text: str,
+    can_reply: Callable[[str], bool] = lambda _c: True,
+) -> ReviewItem:
+    """Inside a transaction: queue `text` for the item's customer and record it; the item.
+
+    Raises, before anything is stored: ReviewNotFoundError for an unknown id,
+    CustomerUnreachableError when the customer blocked the bot or was erased, DeliveryError
+    when this cxbot does not deliver on their channel (`can_reply(channel)` is False).
+    """
+    details = rq.review_details(session, review_item_id=review_id)
+    if details is None:
+        raise ReviewNotFoundError(f"review item #{review_id} does not exist")
+    customer = details.customer
+    channel, user_id = customer.channel, customer.external_id
+    if customer.id is not None and user_id == erased_external_id(customer.id):
+        raise CustomerUnreachableError(
+            "the customer's data was erased: they cannot be written to any more"
+        )
+    if customer.unreachable_at is not None:
+        why = f" ({customer.unreachable_reason})" if customer.unreachable_reason else ""
+        raise CustomerUnreachableError(
+            f"the customer cannot be reached on {channel}{why}: they blocked the bot or left"
+        )
+    if not uses_outbox(channel) or not can_reply(channel):
+        raise DeliveryError(f"the {channel} channel is not configured in this cxbot")
+    item = _item(session, review_id)  # locked: one status change at a time
+    status = ReviewStatus.ACKNOWLEDGED if item.status == ReviewStatus.OPEN else None
+    rq.add_review_event(session, item=item, action="replied", actor=actor, note=text, status=status)
+    enqueue_message(
+        session,
+        OutgoingMessage(channel=channel, user_id=user_id, text=text),
+        purpose="review_reply",
+        review_item_id=review_id,
+    )
+    return item
+
+
 def reply(
     db: Database,
     *,
@@ -116,32 +164,21 @@ def reply(
     """Queue `text` for the item's customer on their channel and record it, in one transaction.
 
     `can_reply(channel)`: whether this cxbot delivers on the customer's channel; when it does
-    not, DeliveryError is raised and nothing is stored. ReviewNotFoundError for an unknown id.
+    not, DeliveryError is raised and nothing is stored. CustomerUnreachableError (nothing
+    stored) when the customer blocked the bot or was erased; ReviewNotFoundError for an
+    unknown id.
     """
     with transaction(db) as session:
-        details = rq.review_details(session, review_item_id=review_id)
-        if details is None:
-            raise ReviewNotFoundError(f"review item #{review_id} does not exist")
-        channel, user_id = details.customer.channel, details.customer.external_id
-        if not uses_outbox(channel) or not can_reply(channel):
-            raise DeliveryError(f"the {channel} channel is not configured in this cxbot")
-        item = _item(session, review_id)  # locked: one status change at a time
-        status = ReviewStatus.ACKNOWLEDGED if item.status == ReviewStatus.OPEN else None
-        rq.add_review_event(
-            session, item=item, action="replied", actor=actor, note=text, status=status
-        )
-        enqueue_message(
-            session,
-            OutgoingMessage(channel=channel, user_id=user_id, text=text),
-            purpose="review_reply",
-            review_item_id=review_id,
-        )
+        queue_reply(session, review_id=review_id, actor=actor, text=text, can_reply=can_reply)
 
 
 # -- what an alert shows --------------------------------------------------------------------------
 
 
-def _actor_id(actor: str) -> str:
+def actor_id(actor: str) -> str:
+    """Who an actor string names, as alerts show them: "slack:U012" -> "U012" (a Slack user
+    id, mentioned), "desk:ana@example.com" -> "ana@example.com" (a web desk user's e-mail,
+    shown as it is)."""
     return actor.split(":", 1)[1] if ":" in actor else actor
 
 
@@ -188,7 +225,7 @@ def review_card(
             history=tuple(
                 ReviewStep(
                     action=e.action,
-                    actor=_actor_id(e.actor),
+                    actor=actor_id(e.actor),
                     at=_aware(e.created_at),
                     note=e.note,
                 )

@@ -5,7 +5,8 @@ What runs is assembled from parts, so that more can join without touching the lo
 - a `Service` starts and stops with serve (a channel: Telegram polling or webhook);
 - a `BackgroundTask` runs as long as serve does (a worker); if it ends or fails by itself, serve
   stops with an error rather than limp on without it;
-- `Route`s are mounted on the HTTP server (`[server] host/port`), which always serves `/healthz`.
+- `Route`s are mounted on the HTTP server (`[server] host/port`), which always serves `/healthz`;
+  so are the REST API (`/api/v1`) and, with `[desk] enabled`, the support desk (`/desk`).
 
 Start order: services, then the HTTP server, then background tasks; stop order is the reverse,
 so that no webhook arrives at a channel already stopped.
@@ -30,16 +31,19 @@ from bot.channels import (
     telegram_token,
 )
 from bot.delivery import DeliveryWorker
+from bot.desk_work import DeskWork
 from bot.errors import CxbotError
 from bot.housekeeping import run_housekeeping
 from bot.inbox import Inbox, InboxWorker, Translator
 from bot.invitations.serving import plan_invitations
 from bot.messages import ChannelSender
 from bot.reminders import build_reminder_worker
+from bot.reviews import AlertPoster
 from bot.sentiment_worker import SentimentWorker
 from bot.webhook_serve import plan_webhooks
 from storage.database import ping
 from storage.ops_counts import read_ops_counts
+from web.desk.app import DESK_PREFIX, build_desk_app
 from web.server import Mount, Route, WebServer, build_web_app, telegram_webhook_route
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,8 @@ class Plan:
     senders: dict[str, ChannelSender] = field(default_factory=dict)
     translators: dict[str, Translator] = field(default_factory=dict)
     delivery: DeliveryWorker | None = None
+    alerts: AlertPoster | None = None  # Slack's alert poster, when [slack] alert_channel is set
+    desk: DeskWork | None = None  # the web desk's work, when [desk] enabled
 
 
 def plan_channels(app: App, inbox: Inbox | None = None) -> Plan:
@@ -129,7 +135,25 @@ def plan_channels(app: App, inbox: Inbox | None = None) -> Plan:
     if webhooks is not None:
         plan.channels.append("webhooks")
         plan.tasks.append(BackgroundTask(name="webhooks", run=webhooks.run))
+    if app.settings.desk.enabled:
+        _plan_desk(app, plan)
     return plan
+
+
+def _plan_desk(app: App, plan: Plan) -> None:
+    """The web desk at /desk: replies go out through the delivery worker of the channels
+    served here, and each action updates the item's Slack alert at once (one state, two views)."""
+    work = DeskWork(db=app.db, settings=app.settings.desk, can_reply=lambda c: c in plan.senders)
+
+    async def update_alert(review_id: int) -> None:
+        if plan.alerts is not None:
+            await plan.alerts.sync(review_id)
+
+    work.on_changed(update_alert)
+    work.on_queued(lambda: plan.delivery.nudge() if plan.delivery is not None else None)
+    plan.desk = work
+    desk = build_desk_app(db=app.db, settings=app.settings.desk, work=work)
+    plan.mounts.append(Mount(path=DESK_PREFIX, app=desk))
 
 
 def _plan_telegram(app: App, plan: Plan, inbox: Inbox) -> None:
@@ -175,6 +199,7 @@ def _plan_slack(app: App, plan: Plan, inbox: Inbox) -> None:
     plan.translators[CHANNEL] = translate_json
     slack.desk.on_queued(lambda: plan.delivery.nudge() if plan.delivery is not None else None)
     if slack.poster is not None:
+        plan.alerts = slack.poster
         plan.tasks.append(BackgroundTask(name="slack-alerts", run=slack.poster.run))
 
 

@@ -12,7 +12,8 @@ renders the outcomes; it decides nothing. Decided here:
   allowed;
 - a form must name its item and must not be empty; a resolve that lost the race to another
   agent keeps its form open (so that the note can be copied) and names who resolved it; a
-  reply to a customer whose channel is not served here keeps the form open with the reason.
+  reply to a customer whose channel is not served here, or who blocked the bot or was erased,
+  keeps the form open with the reason (nothing is queued).
 
 The workflow itself (`Workflow`: the item's card, acknowledge, resolve, reply) is
 bot.reviews.ReviewDesk's, over the database; these functions only call it.
@@ -24,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.errors import DeliveryError, ReviewNotFoundError
+from bot.errors import CustomerUnreachableError, DeliveryError, ReviewNotFoundError
 from bot.messages import (
     PressOutcome,
     ReviewCard,
@@ -73,7 +74,7 @@ class Workflow(Protocol):
 
     async def reply(self, *, review_id: int, actor: str, text: str) -> None:
         """Queue a reply to the customer. DeliveryError (channel not served here),
-        ReviewNotFoundError."""
+        CustomerUnreachableError (blocked the bot, erased), ReviewNotFoundError."""
         ...
 
 
@@ -150,11 +151,19 @@ async def on_press(work: Workflow, team: SupportTeam, press: SupportPress) -> Pr
     return await form_pressed(work, team, press)
 
 
+async def _plain_name(team: SupportTeam, actor: str) -> str:
+    """How a plain text names an actor: a web desk user by their e-mail (it has an "@", which
+    no platform user id has), anyone else as the platform names them."""
+    if "@" in actor:
+        return actor
+    return await team.names.plain_name(actor)
+
+
 async def _resolved_by(work: Workflow, team: SupportTeam, review_id: int) -> str:
     """The form error for an item resolved meanwhile, naming who resolved it if known."""
     card = await work.card(review_id=review_id)
     step = status_step(card) if card is not None else None
-    by = f" by {await team.names.plain_name(step.actor)} at {step.when}" if step else ""
+    by = f" by {await _plain_name(team, step.actor)} at {step.when}" if step else ""
     return NOTICES["already_resolved"].format(by=by)
 
 
@@ -181,6 +190,9 @@ async def reply_submitted(
         await work.reply(review_id=review_id, actor=actor, text=text)
     except ReviewNotFoundError:
         return SupportFormError(NOTICES["gone"])
+    except CustomerUnreachableError as exc:
+        # They blocked the bot or were erased: nothing was queued, and the agent must know.
+        return SupportFormError(NOTICES["reply_failed"].format(error=exc))
     except DeliveryError as exc:
         # The customer's channel is not served here. A platform failure comes later, from the
         # delivery worker (stored as a delivery failure of the review item).

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -278,3 +278,97 @@ def format_trend(trend: Trend) -> str:
         f"Days in {trend.time_zone}."
     )
     return "\n".join(lines)
+
+
+# -- the same from counts -----------------------------------------------------------------------
+
+# (question type, value, scale_min, scale_max): what distinguishes one score answer's figure.
+ScoreKey = tuple[str, int, int | None, int | None]
+
+
+def ces_scaled(value: int, scale_min: int | None, scale_max: int | None) -> float:
+    """A CES answer on the 1–7 reference scale (answers on another scale rescaled)."""
+    if scale_min is not None and scale_max is not None and scale_max > scale_min:
+        return rescale(value, (scale_min, scale_max), CES_REFERENCE_SCALE)
+    return float(value)
+
+
+def point_from_counts(start: date, counts: Mapping[ScoreKey, int], min_n: int) -> TrendPoint:
+    """One bucket's point from counted answers (how many of each type, value and scale), with
+    the figures `build_trend` gives for the same answers listed one by one."""
+    nps_n = promoters = detractors = 0
+    ces_values: list[tuple[float, int]] = []
+    csat_n = satisfied = 0
+    for (kind, value, low, high), n in counts.items():
+        if kind == "nps":
+            nps_n += n
+            promoters += n if value >= 9 else 0
+            detractors += n if value <= 6 else 0
+        elif kind == "ces":
+            ces_values.append((ces_scaled(value, low, high), n))
+        elif kind == "csat":
+            csat_n += n
+            satisfied += n if value >= 4 else 0
+    ces_n = sum(n for _, n in ces_values)
+    ces_mean = sum(v * n for v, n in ces_values) / ces_n if ces_n else None
+    enough = max(min_n, 2)  # as in `_point`
+    ces_moe = None
+    if ces_mean is not None and ces_n >= enough:
+        variance = sum(n * (v - ces_mean) ** 2 for v, n in ces_values) / (ces_n - 1)
+        ces_moe = Z95 * math.sqrt(variance / ces_n)
+    return TrendPoint(
+        start=start,
+        nps=NpsPoint(
+            score=round(100 * (promoters - detractors) / nps_n, 1) if nps_n else None,
+            n=nps_n,
+            moe=nps_moe(promoters, detractors, nps_n) if nps_n >= enough else None,
+            promoters=promoters,
+            passives=nps_n - promoters - detractors,
+            detractors=detractors,
+        ),
+        ces=CesPoint(
+            mean=round(ces_mean, 2) if ces_mean is not None else None, n=ces_n, moe=ces_moe
+        ),
+        csat=CsatPoint(
+            score=round(100 * satisfied / csat_n, 1) if csat_n else None,
+            n=csat_n,
+            moe=share_moe(satisfied, csat_n) if csat_n >= enough else None,
+        ),
+    )
+
+
+def bucket_range(
+    starts: Iterable[date], *, by: Period, since: date | None, until: date | None
+) -> list[date]:
+    """The bucket starts of a series, as `build_trend` spans them: from `since` (else the first
+    bucket with data) to `until` (else the last), empty ones included; [] with neither."""
+    known = [bucket_start(s, by) for s in starts]
+    first = since or (min(known) if known else None)
+    last = until or (max(known) if known else None)
+    if first is None or last is None:
+        return []
+    return list(_starts(first, last, by))
+
+
+def trend_from_counts(
+    buckets: Mapping[date, Mapping[ScoreKey, int]],
+    *,
+    by: Period,
+    zone: str = "UTC",
+    since: date | None = None,
+    until: date | None = None,
+    min_n: int = MIN_N,
+) -> Trend:
+    """The trend from answers counted per bucket (keys: each bucket's first local day), equal
+    to `build_trend` over the same answers; the database does the bucketing
+    (storage.analytics)."""
+    merged: dict[date, dict[ScoreKey, int]] = defaultdict(dict)
+    for start, counts in buckets.items():
+        into = merged[bucket_start(start, by)]
+        for key, n in counts.items():
+            into[key] = into.get(key, 0) + n
+    series = [
+        point_from_counts(s, merged.get(s, {}), min_n)
+        for s in bucket_range(merged, by=by, since=since, until=until)
+    ]
+    return Trend(by=by, time_zone=zone, min_n=min_n, series=series)

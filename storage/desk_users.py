@@ -125,6 +125,16 @@ def set_desk_user_password(
     return desk_user_by_id(session, user_id=user.id)
 
 
+def end_desk_user_sessions(session: Session, *, user_id: int) -> None:
+    """End every session of the user (bump `session_epoch`): signing out on one device signs
+    out a copy of the cookie too."""
+    session.execute(
+        update(DeskUser)
+        .where(col(DeskUser.id) == user_id)
+        .values(session_epoch=DeskUser.session_epoch + 1)
+    )
+
+
 def record_desk_login(
     session: Session,
     *,

@@ -29,6 +29,9 @@ from storage.tables import (
     utcnow,
 )
 
+# Actions that count as the first response to an item (a reply acknowledges it too).
+ACK_ACTIONS = frozenset({"acknowledged", "replied"})
+
 
 @dataclass(frozen=True, slots=True)
 class ReviewDetails:
@@ -104,7 +107,10 @@ def add_review_event(
     note: str | None = None,
     status: str | None = None,
 ) -> ReviewEvent:
-    """Record one action on the item (and its new status); the item's alert then updates."""
+    """Record one action on the item (and its new status); the item's alert then updates.
+
+    The first acknowledgement or reply stamps `first_ack_at`, the first reply `first_reply_at`.
+    """
     assert item.id is not None
     event = ReviewEvent(
         review_item_id=item.id,
@@ -115,6 +121,11 @@ def add_review_event(
     )
     if status is not None:
         item.status = status
+    # Response times: stamped once, so a reopen and a second reply never move them.
+    if action in ACK_ACTIONS and item.first_ack_at is None:
+        item.first_ack_at = event.created_at
+    if action == "replied" and item.first_reply_at is None:
+        item.first_reply_at = event.created_at
     item.updated_at = event.created_at
     session.add(item)
     session.add(event)

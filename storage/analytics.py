@@ -1,0 +1,419 @@
+"""Aggregate queries behind the analytics page: score counts, sentiment labels and comments by
+time bucket, computed by the database so that a page over 100,000 responses reads a few hundred
+grouped rows instead of every answer.
+
+Buckets are local calendar days, ISO weeks (from Monday) or months in one time zone:
+
+- PostgreSQL: `date_trunc(period, answered_at AT TIME ZONE zone)`. The columns are `timestamp
+  with time zone`, so one `AT TIME ZONE` gives the local wall time (a second one, as for naive
+  columns, would shift the wrong way).
+- SQLite stores naive UTC text and knows no time zones. The zone's UTC offsets over the queried
+  range (they change at daylight-saving transitions) are worked out here with `zoneinfo` and
+  passed as one `CASE` that picks each answer's offset, so `date(answered_at, offset, …)` is the
+  local day, then its week's Monday or its month's 1st. Exact for every zone, half-hour and
+  quarter-hour offsets included.
+
+Either way each grouped row carries the first day of its bucket (a `date`).
+
+Filters: answered in [since, until) (aware or naive UTC), flow, channel, touchpoint (of an
+invitation that opened the survey), and a segment: one key of the survey's context equal to a
+value (compared as text on both databases: `{"tier": 3}` matches "3").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    DateTime,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
+
+from storage.tables import Answer, Conversation, Invitation, LabelCorrection, SentimentScore
+
+SCORE_TYPES = ("nps", "ces", "csat")
+TEXT_TYPE = "text"
+PERIODS = ("day", "week", "month")
+BREAKDOWNS = ("flow", "channel", "touchpoint", "segment")
+UNLABELLED = "unlabelled"
+# NPS groups whose comments are read for their words: (lowest, highest) score.
+NPS_GROUPS = {"detractors": (0, 6), "promoters": (9, 10)}
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsQuery:
+    """Which answers, bucketed how. `segment` is (context key, value); `zone` an IANA name that
+    the caller has checked."""
+
+    period: str = "week"
+    zone: str = "UTC"
+    since: datetime | None = None
+    until: datetime | None = None
+    flow: str | None = None
+    channel: str | None = None
+    touchpoint: str | None = None
+    segment: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreCount:
+    """How many score answers share a bucket, breakdown value, type, value and scale."""
+
+    bucket: date
+    question_type: str
+    value: int
+    scale_min: int | None
+    scale_max: int | None
+    n: int
+    key: str | None = None  # the breakdown value (None: no breakdown, or the survey has none)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelCount:
+    """How many text answers of a bucket show one sentiment label (or "unlabelled")."""
+
+    bucket: date
+    label: str
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCount:
+    """A breakdown value and its number of score answers under the filters."""
+
+    key: str | None
+    n: int
+
+
+# -- buckets ------------------------------------------------------------------------------------
+
+
+def _utc_naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo is not None else moment
+
+
+def offset_changes(zone: ZoneInfo, first: datetime, last: datetime) -> list[tuple[datetime, int]]:
+    """The zone's UTC offset (seconds) at `first` and each change of it up to `last`: a list of
+    (naive UTC instant from which it holds, offset), the first item at `first`.
+
+    Steps a day at a time and bisects to the second where the offset differs between two steps
+    (zones change their offset a few times a year at most, never twice within a day).
+    """
+
+    def offset(second: int) -> int:
+        delta = datetime.fromtimestamp(second, zone).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    def naive(second: int) -> datetime:
+        return datetime.fromtimestamp(second, UTC).replace(tzinfo=None)
+
+    start = int(_utc_naive(first).replace(tzinfo=UTC).timestamp())
+    end = int(_utc_naive(last).replace(tzinfo=UTC).timestamp())
+    changes = [(_utc_naive(first), offset(start))]
+    current = start
+    while current < end:
+        step = min(current + 86400, end)
+        if offset(step) != changes[-1][1]:
+            low, high = current, step  # the old offset holds at low, the new one at high
+            while high - low > 1:
+                middle = (low + high) // 2
+                if offset(middle) == changes[-1][1]:
+                    low = middle
+                else:
+                    high = middle
+            changes.append((naive(high), offset(high)))
+        current = step
+    return changes
+
+
+def _sqlite_offset(column: Any, changes: list[tuple[datetime, int]]) -> Any:
+    """SQLite date modifier moving a stored UTC time to local time: '+3600 seconds', picked by
+    a CASE over the offset changes."""
+
+    def modifier(seconds: int) -> str:
+        return f"{seconds:+d} seconds"
+
+    if len(changes) == 1:
+        return literal(modifier(changes[0][1]))
+    whens = [
+        (column < literal(start, DateTime()), modifier(before))
+        for (_, before), (start, _) in pairwise(changes)
+    ]
+    return case(*whens, else_=modifier(changes[-1][1]))
+
+
+def _data_span(session: Session) -> tuple[datetime, datetime] | None:
+    """The first and last stored answer times (an index lookup each)."""
+    first, last = session.execute(
+        select(func.min(Answer.answered_at), func.max(Answer.answered_at))
+    ).one()
+    if first is None or last is None:
+        return None
+    return first, last
+
+
+def _bucket_expr(session: Session, query: AnalyticsQuery, column: Any) -> Any:
+    """The first local day of the bucket of `column` (a stored time), per dialect."""
+    if query.period not in PERIODS:
+        raise ValueError(f"unknown period {query.period!r}")
+    if session.get_bind().dialect.name == "postgresql":
+        local = func.timezone(query.zone, column)  # timestamptz AT TIME ZONE zone
+        return cast(func.date_trunc(query.period, local), Date)
+    span = _data_span(session)
+    start = query.since or (span[0] if span else datetime(1970, 1, 1))
+    end = query.until or (span[1] if span else start)
+    # A day's margin either side: the bounds are instants, the stored values may be equal to them.
+    changes = offset_changes(
+        ZoneInfo(query.zone), start - timedelta(days=1), max(start, end) + timedelta(days=1)
+    )
+    modifiers = {"day": (), "week": ("-6 days", "weekday 1"), "month": ("start of month",)}
+    return func.date(column, _sqlite_offset(column, changes), *modifiers[query.period])
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+# -- filters ------------------------------------------------------------------------------------
+
+
+def _context_value(context: Any, key: str) -> Any:
+    # As text on both databases: SQLite's json_extract gives 3 for {"k": 3}, PostgreSQL's ->> "3".
+    return cast(context[key].as_string(), String)
+
+
+def _filters(answer: Any, query: AnalyticsQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [answer.skipped == false(), answer.late == false()]
+    if query.since is not None:
+        where.append(answer.answered_at >= query.since)
+    if query.until is not None:
+        where.append(answer.answered_at < query.until)
+    if query.flow is not None:
+        where.append(answer.flow_id == query.flow)
+    if query.channel is not None:
+        where.append(answer.channel == query.channel)
+    if query.touchpoint is not None:
+        where.append(
+            answer.conversation_id.in_(
+                select(col(Invitation.conversation_id)).where(
+                    col(Invitation.touchpoint) == query.touchpoint
+                )
+            )
+        )
+    if query.segment is not None:
+        key, value = query.segment
+        where.append(
+            answer.conversation_id.in_(
+                select(col(Conversation.id)).where(
+                    _context_value(col(Conversation.context), key) == value
+                )
+            )
+        )
+    return where
+
+
+def _score_filters(query: AnalyticsQuery) -> list[ColumnElement[bool]]:
+    return [
+        col(Answer.question_type).in_(SCORE_TYPES),
+        col(Answer.value_int).is_not(None),
+        *_filters(Answer, query),
+    ]
+
+
+def _breakdown_source(stmt: Select[Any], breakdown: str, segment_key: str | None) -> Any:
+    """`stmt` joined to what the breakdown needs, and the breakdown's value expression."""
+    if breakdown == "flow":
+        return stmt, col(Answer.flow_id)
+    if breakdown == "channel":
+        return stmt, col(Answer.channel)
+    if breakdown == "touchpoint":
+        # One touchpoint per survey, as the desk names it: the smallest of its invitations'.
+        opened = (
+            select(
+                col(Invitation.conversation_id).label("conversation_id"),
+                func.min(Invitation.touchpoint).label("touchpoint"),
+            )
+            .where(col(Invitation.conversation_id).is_not(None))
+            .group_by(col(Invitation.conversation_id))
+            .subquery("opened")
+        )
+        joined = stmt.outerjoin(opened, opened.c.conversation_id == col(Answer.conversation_id))
+        return joined, opened.c.touchpoint
+    if breakdown == "segment" and segment_key:
+        joined = stmt.join(Conversation, col(Conversation.id) == col(Answer.conversation_id))
+        return joined, _context_value(col(Conversation.context), segment_key)
+    raise ValueError(f"unknown breakdown {breakdown!r}")
+
+
+# -- scores -------------------------------------------------------------------------------------
+
+
+def _score_rows(session: Session, stmt: Select[Any], keyed: bool) -> list[ScoreCount]:
+    inner = stmt.subquery("scored")
+    keys = [inner.c.bucket, inner.c.question_type, inner.c.value, inner.c.scale_min]
+    keys += [inner.c.scale_max, *([inner.c.key] if keyed else [])]
+    grouped = select(*keys, func.count().label("n")).group_by(*keys)
+    return [
+        ScoreCount(
+            bucket=_as_date(row.bucket),
+            question_type=str(row.question_type),
+            value=int(row.value),
+            scale_min=row.scale_min,
+            scale_max=row.scale_max,
+            n=int(row.n),
+            key=None if not keyed or row.key is None else str(row.key),
+        )
+        for row in session.execute(grouped)
+    ]
+
+
+def _scored(session: Session, query: AnalyticsQuery) -> list[Any]:
+    return [
+        _bucket_expr(session, query, col(Answer.answered_at)).label("bucket"),
+        col(Answer.question_type).label("question_type"),
+        col(Answer.value_int).label("value"),
+        col(Answer.scale_min).label("scale_min"),
+        col(Answer.scale_max).label("scale_max"),
+    ]
+
+
+def score_counts(session: Session, query: AnalyticsQuery) -> list[ScoreCount]:
+    """Score answers (NPS, CES, CSAT; not skipped, not late) counted by bucket, type, value and
+    scale under the filters."""
+    stmt = select(*_scored(session, query)).where(*_score_filters(query))
+    return _score_rows(session, stmt, keyed=False)
+
+
+def breakdown_values(
+    session: Session,
+    query: AnalyticsQuery,
+    *,
+    breakdown: str,
+    segment_key: str | None = None,
+    limit: int = 8,
+) -> list[KeyCount]:
+    """The `limit` values of a breakdown with the most score answers under the filters, most
+    first (None: surveys without a value, e.g. not invited for a touchpoint)."""
+    stmt, key = _breakdown_source(select().select_from(Answer), breakdown, segment_key)
+    counted = (
+        stmt.add_columns(key.label("key"), func.count().label("n"))
+        .where(*_score_filters(query))
+        .group_by(key)
+        .order_by(func.count().desc(), func.coalesce(key, ""))
+        .limit(limit)
+    )
+    return [KeyCount(None if k is None else str(k), int(n)) for k, n in session.execute(counted)]
+
+
+def breakdown_counts(
+    session: Session,
+    query: AnalyticsQuery,
+    *,
+    breakdown: str,
+    values: Sequence[str | None],
+    segment_key: str | None = None,
+) -> list[ScoreCount]:
+    """`score_counts` per value of a breakdown, for these values only (`ScoreCount.key`)."""
+    if not values:
+        return []
+    scored = select(*_scored(session, query)).select_from(Answer)
+    stmt, key = _breakdown_source(scored, breakdown, segment_key)
+    named = [v for v in values if v is not None]
+    wanted: list[ColumnElement[bool]] = [key.in_(named)] if named else []
+    if None in values:
+        wanted.append(key.is_(None))
+    stmt = stmt.add_columns(key.label("key")).where(*_score_filters(query), or_(*wanted))
+    return _score_rows(session, stmt, keyed=True)
+
+
+# -- sentiment ----------------------------------------------------------------------------------
+
+
+def _newest(model: Any, label: Any) -> Any:
+    """Each answer's newest row of `model` (highest id), as a derived table (answer_id, label)."""
+    newest = (
+        select(model.answer_id.label("answer_id"), func.max(model.id).label("id"))
+        .group_by(model.answer_id)
+        .subquery()
+    )
+    return (
+        select(newest.c.answer_id, label.label("label"))
+        .join_from(newest, model, model.id == newest.c.id)
+        .subquery()
+    )
+
+
+def _text_filters(answer: Any, query: AnalyticsQuery) -> list[ColumnElement[bool]]:
+    return [answer.question_type == TEXT_TYPE, *_filters(answer, query)]
+
+
+def label_counts(session: Session, query: AnalyticsQuery) -> list[LabelCount]:
+    """Text answers counted by bucket and the label people see: the newest correction, else the
+    newest model label, else "unlabelled"."""
+    score = _newest(SentimentScore, col(SentimentScore.label))
+    fix = _newest(LabelCorrection, col(LabelCorrection.new_label))
+    shown = func.coalesce(fix.c.label, score.c.label, UNLABELLED)
+    inner = (
+        select(
+            _bucket_expr(session, query, col(Answer.answered_at)).label("bucket"),
+            shown.label("label"),
+        )
+        .select_from(Answer)
+        .outerjoin(score, score.c.answer_id == col(Answer.id))
+        .outerjoin(fix, fix.c.answer_id == col(Answer.id))
+        .where(*_text_filters(Answer, query))
+        .subquery("labelled")
+    )
+    grouped = select(inner.c.bucket, inner.c.label, func.count().label("n")).group_by(
+        inner.c.bucket, inner.c.label
+    )
+    return [
+        LabelCount(_as_date(bucket), str(label), int(n))
+        for bucket, label, n in session.execute(grouped)
+    ]
+
+
+# -- comments -----------------------------------------------------------------------------------
+
+
+def nps_comments(
+    session: Session, query: AnalyticsQuery, *, group: str, limit: int = 5000
+) -> list[str]:
+    """The newest `limit` comments (text answers, not empty) in the range written in a survey
+    whose NPS answer is in `group` ("detractors" 0–6 or "promoters" 9–10), newest first."""
+    low, high = NPS_GROUPS[group]
+    nps: Any = aliased(Answer)
+    in_group = exists().where(
+        nps.conversation_id == col(Answer.conversation_id),
+        nps.question_type == "nps",
+        nps.skipped == false(),
+        nps.late == false(),
+        nps.value_int.between(low, high),
+    )
+    text = func.coalesce(col(Answer.value_text), col(Answer.raw_text))
+    stmt = (
+        select(text)
+        .where(*_text_filters(Answer, query), in_group, and_(text.is_not(None), text != ""))
+        .order_by(col(Answer.answered_at).desc(), col(Answer.id).desc())
+        .limit(limit)
+    )
+    return [str(t) for t in session.execute(stmt).scalars()]
