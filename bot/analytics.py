@@ -42,21 +42,20 @@ from bot.trends import (
     utc_range,
 )
 from storage.analytics import (
-    NPS_GROUPS,
     UNLABELLED,
     AnalyticsQuery,
-    KeyCount,
+    KeyedCounts,
     LabelCount,
     ScoreCount,
     breakdown_counts,
-    breakdown_values,
     label_counts,
     nps_comments,
     score_counts,
 )
-from storage.database import Database, transaction
+from storage.database import Database, Session
 from storage.desk_queue import percentile, response_times
-from storage.invitation_reports import funnel_counts
+from storage.invitation_reports import FunnelRow, funnel_counts
+from storage.snapshot_reads import read_together
 
 BREAKDOWNS = ("flow", "channel", "touchpoint")
 SEGMENT_PREFIX = "segment:"
@@ -381,14 +380,16 @@ def _sentiment(
     return [SentimentPoint(s, counts.get(s, {})) for s in starts]
 
 
-def _breakdown_spec(filt: AnalyticsFilter) -> tuple[str, str | None]:
-    assert filt.breakdown is not None
+def _breakdown_spec(filt: AnalyticsFilter) -> tuple[str | None, str | None]:
+    """(breakdown, segment key) for storage.analytics; (None, None) without a breakdown."""
+    if filt.breakdown is None:
+        return None, None
     if filt.breakdown.startswith(SEGMENT_PREFIX):
         return "segment", filt.breakdown.removeprefix(SEGMENT_PREFIX)
     return filt.breakdown, None
 
 
-def _times(session: Any, now: datetime) -> list[ResponseTimes]:
+def _times(session: Session, now: datetime) -> list[ResponseTimes]:
     found: list[ResponseTimes] = []
     for days in RESPONSE_WINDOWS:
         stored = response_times(session, since=now - timedelta(days=days))
@@ -424,31 +425,38 @@ def build_analytics(
         touchpoint=filt.touchpoint,
         segment=filt.segment,
     )
-    with transaction(db) as session:  # one snapshot for every figure of the page
-        scores = score_counts(session, query)
-        labels = label_counts(session, query)
-        comments = {
-            group: nps_comments(session, query, group=group, limit=COMMENT_LIMIT)
-            for group in NPS_GROUPS
-        }
-        funnel_rows = [
-            row
-            for row in funnel_counts(session, flow_id=filt.flow, channel=filt.channel)
-            if filt.touchpoint is None or row.touchpoint == filt.touchpoint
-        ]
-        times = _times(session, now)
-        by_value: list[ScoreCount] = []
-        tops: list[KeyCount] = []
-        if filt.breakdown is not None:
-            name, key = _breakdown_spec(filt)
-            tops = breakdown_values(
-                session, query, breakdown=name, segment_key=key, limit=BREAKDOWN_LIMIT
-            )
-            by_value = breakdown_counts(
-                session, query, breakdown=name, segment_key=key, values=[t.key for t in tops]
-            )
+    breakdown_name, segment_key = _breakdown_spec(filt)
+
+    def scores(session: Session) -> KeyedCounts:
+        if breakdown_name is None:
+            return KeyedCounts(score_counts(session, query), [], [])
+        return breakdown_counts(
+            session,
+            query,
+            breakdown=breakdown_name,
+            segment_key=segment_key,
+            limit=BREAKDOWN_LIMIT,
+        )
+
+    def funnel(session: Session) -> list[FunnelRow]:
+        rows = funnel_counts(session, flow_id=filt.flow, channel=filt.channel)
+        return [r for r in rows if filt.touchpoint is None or r.touchpoint == filt.touchpoint]
+
+    # One snapshot for every figure of the page, read side by side where the database can:
+    # the slowest reads first.
+    counted, funnel_rows, labels, detractors, promoters, times = read_together(
+        db,
+        [
+            scores,
+            funnel,
+            lambda s: label_counts(s, query),
+            lambda s: nps_comments(s, query, group="detractors", limit=COMMENT_LIMIT),
+            lambda s: nps_comments(s, query, group="promoters", limit=COMMENT_LIMIT),
+            lambda s: _times(s, now),
+        ],
+    )
     trend = trend_from_counts(
-        _buckets(scores),
+        _buckets(counted.overall),
         by=filt.by,
         zone=filt.zone,
         since=filt.since,
@@ -459,7 +467,7 @@ def build_analytics(
     breakdown = None
     if filt.breakdown is not None:
         grouped: dict[str | None, list[ScoreCount]] = defaultdict(list)
-        for row in by_value:
+        for row in counted.by_key:
             grouped[row.key].append(row)
         series = [
             BreakdownSeries(
@@ -474,17 +482,17 @@ def build_analytics(
                     min_n=min_n,
                 ),
             )
-            for top in tops
+            for top in counted.keys
         ]
-        total = sum(r.n for r in scores)
-        breakdown = Breakdown(filt.breakdown, series, total - sum(t.n for t in tops))
+        total = sum(r.n for r in counted.overall)
+        breakdown = Breakdown(filt.breakdown, series, total - sum(t.n for t in counted.keys))
     return Analytics(
         filter=filt,
         generated_at=now,
         trend=trend,
-        distribution=distribution(scores),
+        distribution=distribution(counted.overall),
         sentiment=_sentiment(labels, filt, trend),
-        terms={group: top_terms(texts) for group, texts in comments.items()},
+        terms={"detractors": top_terms(detractors), "promoters": top_terms(promoters)},
         funnel=build_funnel(funnel_rows),
         response_times=times,
         breakdown=breakdown,

@@ -76,6 +76,11 @@ def top_terms(
     return _top_terms(tuple(comments), words, phrases)
 
 
+def forget_terms() -> None:
+    """Empty the memo of counted comments (benchmarks time the counting itself)."""
+    _top_terms.cache_clear()
+
+
 @lru_cache(maxsize=8)
 def _top_terms(comments: tuple[str, ...], words: int, phrases: int) -> Terms:
     # Imported here: scikit-learn takes seconds to import, and only this page needs it.

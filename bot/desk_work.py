@@ -28,6 +28,7 @@ from bot.desk_views import (
     TimelineEntry,
 )
 from bot.errors import (
+    CustomerUnreachableError,
     LabelCorrectionError,
     ReviewConflictError,
     ReviewNotFoundError,
@@ -121,6 +122,7 @@ class DeskWork:
         self._can_reply = can_reply
         self._changed: list[Callable[[int], Awaitable[None]]] = []
         self._queued: list[Callable[[], None]] = []
+        self._facts = dq.FactsCache()  # the queue's costly per-item facts, between requests
 
     def on_changed(self, listener: Callable[[int], Awaitable[None]]) -> None:
         """Await `listener(review_id)` after any change (serve: the Slack alert's sync)."""
@@ -165,7 +167,7 @@ class DeskWork:
 
     def _read_queue(self, query: dq.QueueQuery) -> dq.StoredPage:
         with transaction(self._db) as session:
-            return dq.queue_page(session, query)
+            return dq.queue_page(session, query, self._facts)
 
     async def item(self, review_id: int, *, now: datetime | None = None) -> ItemView | None:
         """Everything about one item; None when there is no such item or it was erased."""
@@ -262,15 +264,11 @@ class DeskWork:
 
     # -- acting ----------------------------------------------------------------------------------
 
-    def _current(
-        self, session: Session, review_id: int, version: str, *, erased_ok: bool = False
-    ) -> ReviewItem:
-        """The item, locked, when the page that acts on it showed its current version.
-
-        An item whose customer was erased is not found (`erased_ok`: the caller refuses it
-        with its own reason)."""
+    def _current(self, session: Session, review_id: int, version: str) -> ReviewItem:
+        """The item, locked, when the page that acts on it showed its current version (an
+        item whose customer was erased is not found)."""
         item = rq.get_review_item(session, review_item_id=review_id)
-        if item is None or (not erased_ok and dq.is_erased(session, customer_id=item.customer_id)):
+        if item is None or dq.is_erased(session, customer_id=item.customer_id):
             raise ReviewNotFoundError(f"review item #{review_id} does not exist")
         if version_of(item) != version:
             raise ReviewConflictError(
@@ -356,7 +354,13 @@ class DeskWork:
         message = _text(text, "reply")
 
         def work(session: Session) -> None:
-            self._current(session, review_id, version, erased_ok=True)
+            found = rq.get_review_item(session, review_item_id=review_id)
+            if found is not None and dq.is_erased(session, customer_id=found.customer_id):
+                # Before the version: erasing changed the item, and the reason matters more.
+                raise CustomerUnreachableError(
+                    "the customer's data was erased: they cannot be written to any more"
+                )
+            self._current(session, review_id, version)
             queue_reply(
                 session, review_id=review_id, actor=actor, text=message, can_reply=self._can_reply
             )

@@ -152,7 +152,9 @@ def _plan_desk(app: App, plan: Plan) -> None:
     work.on_changed(update_alert)
     work.on_queued(lambda: plan.delivery.nudge() if plan.delivery is not None else None)
     plan.desk = work
-    desk = build_desk_app(db=app.db, settings=app.settings.desk, work=work)
+    desk = build_desk_app(
+        db=app.db, settings=app.settings.desk, work=work, app_settings=app.settings
+    )
     plan.mounts.append(Mount(path=DESK_PREFIX, app=desk))
 
 

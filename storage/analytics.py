@@ -22,7 +22,6 @@ value (compared as text on both databases: `{"tier": 3}` matches "3").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
@@ -42,8 +41,9 @@ from sqlalchemy import (
     false,
     func,
     literal,
-    or_,
+    null,
     select,
+    union_all,
 )
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
@@ -267,25 +267,6 @@ def _breakdown_source(stmt: Select[Any], breakdown: str, segment_key: str | None
 # -- scores -------------------------------------------------------------------------------------
 
 
-def _score_rows(session: Session, stmt: Select[Any], keyed: bool) -> list[ScoreCount]:
-    inner = stmt.subquery("scored")
-    keys = [inner.c.bucket, inner.c.question_type, inner.c.value, inner.c.scale_min]
-    keys += [inner.c.scale_max, *([inner.c.key] if keyed else [])]
-    grouped = select(*keys, func.count().label("n")).group_by(*keys)
-    return [
-        ScoreCount(
-            bucket=_as_date(row.bucket),
-            question_type=str(row.question_type),
-            value=int(row.value),
-            scale_min=row.scale_min,
-            scale_max=row.scale_max,
-            n=int(row.n),
-            key=None if not keyed or row.key is None else str(row.key),
-        )
-        for row in session.execute(grouped)
-    ]
-
-
 def _scored(session: Session, query: AnalyticsQuery) -> list[Any]:
     return [
         _bucket_expr(session, query, col(Answer.answered_at)).label("bucket"),
@@ -299,29 +280,24 @@ def _scored(session: Session, query: AnalyticsQuery) -> list[Any]:
 def score_counts(session: Session, query: AnalyticsQuery) -> list[ScoreCount]:
     """Score answers (NPS, CES, CSAT; not skipped, not late) counted by bucket, type, value and
     scale under the filters."""
-    stmt = select(*_scored(session, query)).where(*_score_filters(query))
-    return _score_rows(session, stmt, keyed=False)
+    inner = select(*_scored(session, query)).where(*_score_filters(query)).subquery("scored")
+    keys = [inner.c.bucket, inner.c.question_type, inner.c.value, inner.c.scale_min]
+    keys.append(inner.c.scale_max)
+    grouped = select(*keys, func.count().label("n")).group_by(*keys)
+    return [
+        ScoreCount(_as_date(bucket), str(kind), int(value), low, high, int(n))
+        for bucket, kind, value, low, high, n in session.execute(grouped)
+    ]
 
 
-def breakdown_values(
-    session: Session,
-    query: AnalyticsQuery,
-    *,
-    breakdown: str,
-    segment_key: str | None = None,
-    limit: int = 8,
-) -> list[KeyCount]:
-    """The `limit` values of a breakdown with the most score answers under the filters, most
-    first (None: surveys without a value, e.g. not invited for a touchpoint)."""
-    stmt, key = _breakdown_source(select().select_from(Answer), breakdown, segment_key)
-    counted = (
-        stmt.add_columns(key.label("key"), func.count().label("n"))
-        .where(*_score_filters(query))
-        .group_by(key)
-        .order_by(func.count().desc(), func.coalesce(key, ""))
-        .limit(limit)
-    )
-    return [KeyCount(None if k is None else str(k), int(n)) for k, n in session.execute(counted)]
+@dataclass(frozen=True, slots=True)
+class KeyedCounts:
+    """A breakdown's counts: every answer under the filters, the `limit` values with the most
+    answers (most first), and the counts of those values (`ScoreCount.key`)."""
+
+    overall: list[ScoreCount]
+    keys: list[KeyCount]
+    by_key: list[ScoreCount]
 
 
 def breakdown_counts(
@@ -329,27 +305,81 @@ def breakdown_counts(
     query: AnalyticsQuery,
     *,
     breakdown: str,
-    values: Sequence[str | None],
     segment_key: str | None = None,
-) -> list[ScoreCount]:
-    """`score_counts` per value of a breakdown, for these values only (`ScoreCount.key`)."""
-    if not values:
-        return []
-    scored = select(*_scored(session, query)).select_from(Answer)
-    stmt, key = _breakdown_source(scored, breakdown, segment_key)
-    named = [v for v in values if v is not None]
-    wanted: list[ColumnElement[bool]] = [key.in_(named)] if named else []
-    if None in values:
-        wanted.append(key.is_(None))
-    stmt = stmt.add_columns(key.label("key")).where(*_score_filters(query), or_(*wanted))
-    return _score_rows(session, stmt, keyed=True)
+    limit: int = 8,
+) -> KeyedCounts:
+    """`score_counts` overall and per value of a breakdown (flow, channel, touchpoint, or the
+    segment key's value) for its `limit` values with the most answers, in one statement: the
+    answers are read once (a materialised CTE), then grouped three ways. A survey without a
+    value (not invited, no such key) counts under None."""
+    scored_columns = select(*_scored(session, query)).select_from(Answer)
+    stmt, key = _breakdown_source(scored_columns, breakdown, segment_key)
+    scored = (
+        stmt.add_columns(key.label("key"))
+        .where(*_score_filters(query))
+        .cte("scored")
+        .prefix_with("MATERIALIZED")  # read once, grouped three times
+    )
+    tops = (
+        select(scored.c.key, func.count().label("n"))
+        .group_by(scored.c.key)
+        .order_by(func.count().desc(), func.coalesce(scored.c.key, ""))
+        .limit(limit)
+        .cte("tops")
+    )
+    figures = [
+        scored.c.bucket,
+        scored.c.question_type,
+        scored.c.value,
+        scored.c.scale_min,
+        scored.c.scale_max,
+    ]
+    overall = select(
+        literal("all").label("part"), null().label("key"), *figures, func.count().label("n")
+    ).group_by(*figures)
+    per_key = (
+        select(literal("key"), scored.c.key, *figures, func.count())
+        .join_from(scored, tops, scored.c.key.is_not_distinct_from(tops.c.key))
+        .group_by(scored.c.key, *figures)
+    )
+    nothing = [null()] * len(figures)
+    top_rows = select(literal("top"), tops.c.key, *nothing, tops.c.n)
+    found = KeyedCounts([], [], [])
+    for part, value, bucket, kind, number, low, high, n in session.execute(
+        union_all(overall, per_key, top_rows)
+    ):
+        name = None if value is None else str(value)
+        if part == "top":
+            found.keys.append(KeyCount(name, int(n)))
+            continue
+        row = ScoreCount(_as_date(bucket), str(kind), int(number), low, high, int(n), name)
+        (found.overall if part == "all" else found.by_key).append(row)
+    found.keys.sort(key=lambda k: (-k.n, k.key or ""))
+    return found
 
 
 # -- sentiment ----------------------------------------------------------------------------------
 
 
-def _newest(model: Any, label: Any) -> Any:
-    """Each answer's newest row of `model` (highest id), as a derived table (answer_id, label)."""
+def _newest_label(model: Any, label: Any) -> Any:
+    """`label` of the answer's newest `model` row (highest id), correlated: two index lookups
+    per text."""
+    newest = (
+        select(func.max(model.id))
+        .where(model.answer_id == col(Answer.id))
+        .correlate_except(model)
+        .scalar_subquery()
+    )
+    return select(label).where(model.id == newest).correlate_except(model).scalar_subquery()
+
+
+def _text_filters(answer: Any, query: AnalyticsQuery) -> list[ColumnElement[bool]]:
+    return [answer.question_type == TEXT_TYPE, *_filters(answer, query)]
+
+
+def _newest_labels(model: Any, label: Any) -> Any:
+    """Each answer's newest row of `model` (highest id) as a derived table (answer_id, label):
+    PostgreSQL joins it by hash, once for all texts."""
     newest = (
         select(model.answer_id.label("answer_id"), func.max(model.id).label("id"))
         .group_by(model.answer_id)
@@ -362,24 +392,28 @@ def _newest(model: Any, label: Any) -> Any:
     )
 
 
-def _text_filters(answer: Any, query: AnalyticsQuery) -> list[ColumnElement[bool]]:
-    return [answer.question_type == TEXT_TYPE, *_filters(answer, query)]
-
-
 def label_counts(session: Session, query: AnalyticsQuery) -> list[LabelCount]:
     """Text answers counted by bucket and the label people see: the newest correction, else the
     newest model label, else "unlabelled"."""
-    score = _newest(SentimentScore, col(SentimentScore.label))
-    fix = _newest(LabelCorrection, col(LabelCorrection.new_label))
-    shown = func.coalesce(fix.c.label, score.c.label, UNLABELLED)
+    texts = select().select_from(Answer)
+    if session.get_bind().dialect.name == "postgresql":
+        score = _newest_labels(SentimentScore, col(SentimentScore.label))
+        fix = _newest_labels(LabelCorrection, col(LabelCorrection.new_label))
+        shown = func.coalesce(fix.c.label, score.c.label, UNLABELLED)
+        texts = texts.outerjoin(score, score.c.answer_id == col(Answer.id)).outerjoin(
+            fix, fix.c.answer_id == col(Answer.id)
+        )
+    else:  # SQLite would loop over a derived table for every text: index lookups instead
+        shown = func.coalesce(
+            _newest_label(LabelCorrection, col(LabelCorrection.new_label)),
+            _newest_label(SentimentScore, col(SentimentScore.label)),
+            UNLABELLED,
+        )
     inner = (
-        select(
+        texts.add_columns(
             _bucket_expr(session, query, col(Answer.answered_at)).label("bucket"),
             shown.label("label"),
         )
-        .select_from(Answer)
-        .outerjoin(score, score.c.answer_id == col(Answer.id))
-        .outerjoin(fix, fix.c.answer_id == col(Answer.id))
         .where(*_text_filters(Answer, query))
         .subquery("labelled")
     )

@@ -1,12 +1,16 @@
 """Queries behind the web desk: the review queue with its filters and counts, one item's whole
 story, and response times.
 
-The queue stays fast with many flagged items: the derived values that filters need (the
-sentiment shown, a low-confidence label, the touchpoint) are correlated index lookups on the
-item's own conversation, never scans of the answer or score tables. One statement finds the
-page's ids; one statement counts every facet (a materialized CTE of the items under the filters
-that are not facets, grouped once per facet); four more read the page's rows (items, answers,
-model labels, corrections) for those ids only.
+The queue stays fast with many flagged items. What the queue filters, counts and orders by
+(status, assignee, dates, the sentiment shown, the least confident uncorrected label, the
+touchpoint, the reason codes; some of them lookups through the item's answers, labels,
+corrections and invitation) is kept per process in a `FactsCache`, in queue order. Each
+request first reads a few watermarks (row counts and newest ids of the review items, labels
+and corrections, and the newest item update): new rows and updates refresh only the items they
+touch; anything else (a deletion, rows committed out of id order) derives every item again.
+Filtering, counting per facet and paging then run in memory over items grouped by their facet
+values, and four queries read the page's own rows (items, answers, model labels, corrections)
+for its ids only.
 
 An item whose customer was erased is left out everywhere: its text is gone, and the desk shows
 it as not found.
@@ -15,7 +19,9 @@ it as not found.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -23,19 +29,14 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
-    String,
     and_,
-    case,
-    cast,
     exists,
     false,
     func,
-    literal,
     not_,
     or_,
     select,
     text,
-    true,
     union_all,
 )
 from sqlalchemy.orm import aliased
@@ -165,18 +166,16 @@ def _sentiment_expr() -> ColumnElement[str]:
     return func.coalesce(worst, UNLABELLED)
 
 
-def _low_confidence_expr(low_below: float) -> ColumnElement[bool]:
-    """Some text of the item shows a model label below `low_below` that nobody corrected."""
+def _lowest_confidence_expr() -> Any:
+    """The least confidence among the item's model labels that nobody corrected (None: no
+    such label)."""
     answer = aliased(Answer)
     corrected = exists().where(col(LabelCorrection.answer_id) == answer.id)
     return (
-        exists()
-        .where(
-            _text_answers(answer),
-            not_(corrected),
-            _newest(SentimentScore, SentimentScore.confidence, answer) < low_below,
-        )
+        select(func.min(_newest(SentimentScore, SentimentScore.confidence, answer)))
+        .where(_text_answers(answer), not_(corrected))
         .correlate(ReviewItem)
+        .scalar_subquery()
     )
 
 
@@ -192,198 +191,315 @@ def _touchpoint_expr() -> Any:
     )
 
 
-def _reason_codes(session: Session, reasons: Any) -> Any:
-    """A table of the codes in a JSON list of reasons (one row per reason), per dialect."""
-    if session.get_bind().dialect.name == "postgresql":
-        elements = func.json_array_elements(reasons).table_valued("value").render_derived()
-        return elements, elements.c.value.op("->>")("code")
-    elements = func.json_each(reasons).table_valued("value")
-    return elements, func.json_extract(elements.c.value, "$.code")
-
-
-def _has_reason(session: Session, reasons: Any, code: str) -> ColumnElement[bool]:
-    elements, code_of = _reason_codes(session, reasons)
-    return exists(select(literal(1)).select_from(elements).where(code_of == code))
-
-
 def _day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _status_match(status: ColumnElement[Any], wanted: str) -> ColumnElement[bool]:
-    if wanted == UNRESOLVED:
-        return col(status).in_([ReviewStatus.OPEN, ReviewStatus.ACKNOWLEDGED])
-    return status == wanted
+# -- the facts cache ----------------------------------------------------------------------------
 
 
-def _overdue_expr(query: QueueQuery) -> ColumnElement[bool]:
-    return and_(
-        col(ReviewItem.status) != ReviewStatus.RESOLVED,
-        col(ReviewItem.first_ack_at).is_(None),
-        col(ReviewItem.created_at) <= query.now - query.target,
-    )
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    """What the queue filters, counts and orders one item by."""
+
+    status: str
+    assignee: str | None
+    created: datetime
+    acknowledged: bool  # first_ack_at is set
+    erased: bool  # its customer was erased: never shown
+    channel: str
+    flow: str
+    touchpoint: str | None
+    sentiment: str  # the most negative label shown on its texts, or "unlabelled"
+    lowest_confidence: float | None  # of its uncorrected model labels
+    reasons: frozenset[str]  # reason codes
+
+    @property
+    def combo(self) -> tuple[str, frozenset[str], str, str, str, str | None]:
+        """Its value of each facet, in FACETS order: items alike here filter and count alike."""
+        return (
+            self.status,
+            self.reasons,
+            self.channel,
+            self.flow,
+            self.sentiment,
+            self.touchpoint,
+        )
 
 
-def _not_erased() -> ColumnElement[bool]:
-    return not_(col(Customer.external_id).startswith("erased:"))
+# Tables whose new rows change some item's facts, with how a row leads to its conversation.
+# Answers are not among them: a text answer changes no fact until it is labelled (a new
+# sentiment score), and a reason it adds is a review item update (`updated_at`). Nor are
+# invitations: one is tied to its survey before the survey can be flagged, and never deleted.
+_SOURCES: tuple[tuple[Any, Any], ...] = (
+    (ReviewItem, col(ReviewItem.conversation_id)),
+    (SentimentScore, None),  # through its answer
+    (LabelCorrection, None),  # through its answer
+)
+# Review items updated this long before the newest update seen are looked at again on each
+# refresh: a transaction that stamped its update earlier may commit after a later one.
+UPDATE_LOOKBACK = timedelta(minutes=2)
 
 
-def _base_filters(query: QueueQuery) -> list[ColumnElement[bool]]:
-    """The filters that are not counted facets: assignee, dates, low confidence, overdue."""
-    where: list[ColumnElement[bool]] = [_not_erased()]
-    if query.assignee == UNASSIGNED:
-        where.append(col(ReviewItem.assignee).is_(None))
-    elif query.assignee:
-        where.append(col(ReviewItem.assignee) == query.assignee)
-    if query.since is not None:
-        where.append(col(ReviewItem.created_at) >= _day_start(query.since))
-    if query.until is not None:
-        where.append(col(ReviewItem.created_at) < _day_start(query.until + timedelta(days=1)))
-    if query.low_confidence:
-        where.append(_low_confidence_expr(query.low_below))
-    if query.overdue:
-        where.append(_overdue_expr(query))
-    return where
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """How far the facts reach: (row count, newest id) per source, and the newest item
+    update."""
+
+    tables: tuple[tuple[int, int], ...]
+    updated: datetime | None
 
 
-def _facet_filters(
-    session: Session, query: QueueQuery, columns: dict[str, Any], skip: str | None = None
-) -> list[ColumnElement[bool]]:
-    """The facet filters over `columns` (facet -> column), leaving out facet `skip`."""
-    where: list[ColumnElement[bool]] = []
-    if query.status and skip != "status":
-        where.append(_status_match(columns["status"], query.status))
-    if query.reason and skip != "reason":
-        where.append(_has_reason(session, columns["reasons"], query.reason))
-    for facet, wanted in (
-        ("channel", query.channel),
-        ("flow", query.flow),
-        ("touchpoint", query.touchpoint),
-        ("sentiment", query.sentiment),
-    ):
-        if wanted and skip != facet:
-            where.append(columns[facet] == wanted)
-    return where
+def _watermarks(session: Session) -> _Marks:
+    """The current marks, in one statement of index lookups and one small scan."""
+    columns: list[Any] = []
+    for model, _link in _SOURCES:
+        columns.append(select(func.count()).select_from(model).scalar_subquery())
+        columns.append(select(func.coalesce(func.max(model.id), 0)).scalar_subquery())
+    columns.append(select(func.max(ReviewItem.updated_at)).scalar_subquery())
+    row = session.execute(select(*columns)).one()
+    tables = tuple((int(row[i]), int(row[i + 1])) for i in range(0, 2 * len(_SOURCES), 2))
+    return _Marks(tables=tables, updated=as_utc(row[-1]))
 
 
-def _items_from(stmt: Select[Any]) -> Select[Any]:
-    return (
-        stmt.select_from(ReviewItem)
+def _touched_conversations(old: _Marks) -> Any:
+    """The conversations of rows newer than the `old` marks (a subquery of `cid`)."""
+    parts: list[Select[Any]] = []
+    for (model, link), (_count, newest) in zip(_SOURCES, old.tables, strict=True):
+        if link is not None:
+            parts.append(select(link.label("cid")).where(model.id > newest))
+        else:
+            parts.append(
+                select(col(Answer.conversation_id).label("cid"))
+                .join(model, model.answer_id == col(Answer.id))
+                .where(model.id > newest)
+            )
+    if old.updated is not None:
+        parts.append(
+            select(col(ReviewItem.conversation_id).label("cid")).where(
+                col(ReviewItem.updated_at) > old.updated - UPDATE_LOOKBACK
+            )
+        )
+    return union_all(*parts).subquery()
+
+
+def _only_appended(old: _Marks, new: _Marks) -> bool:
+    """Whether each source only gained rows above its old newest id, as many as its count
+    grew by, so that the new rows are exactly those with greater ids. A deletion (an
+    erasure), or a row committed after one with a greater id (PostgreSQL), breaks this: then
+    every item is derived again."""
+    for (old_count, old_max), (new_count, new_max) in zip(old.tables, new.tables, strict=True):
+        added = new_count - old_count
+        if added < 0 or (added == 0) != (new_max == old_max) or added > new_max - old_max:
+            return False
+    return True
+
+
+def _compute_facts(session: Session, conversations: Any | None) -> dict[int, ItemFacts]:
+    """The facts of every item, or of the items of `conversations` (a subquery of `cid`)."""
+    stmt = (
+        select(
+            col(ReviewItem.id),
+            col(ReviewItem.status),
+            col(ReviewItem.assignee),
+            col(ReviewItem.created_at),
+            col(ReviewItem.first_ack_at).is_not(None),
+            col(Customer.external_id).startswith("erased:"),
+            col(Conversation.channel),
+            col(Conversation.flow_id),
+            _touchpoint_expr(),
+            _sentiment_expr(),
+            _lowest_confidence_expr(),
+            col(ReviewItem.reasons),
+        )
         .join(Conversation, col(Conversation.id) == col(ReviewItem.conversation_id))
         .join(Customer, col(Customer.id) == col(ReviewItem.customer_id))
     )
+    if conversations is not None:
+        stmt = stmt.where(col(ReviewItem.conversation_id).in_(select(conversations.c.cid)))
+    if session.get_bind().dialect.name == "postgresql":
+        # Thousands of correlated lookups look costly to the planner, whose JIT then spends
+        # longer compiling (seconds) than the lookups take. For this transaction only.
+        session.execute(text("SET LOCAL jit = off"))
+    facts: dict[int, ItemFacts] = {}
+    # Core rows straight from the connection: the ORM's per-row work doubled the cost.
+    for row in session.connection().execute(stmt):
+        item_id, status, assignee, created, acked, erased, channel, flow = row[:8]
+        touchpoint, sentiment, lowest, reasons = row[8:]
+        facts[int(item_id)] = ItemFacts(
+            status=status,
+            assignee=assignee,
+            created=as_utc(created) or created,
+            acknowledged=bool(acked),
+            erased=bool(erased),
+            channel=channel,
+            flow=flow,
+            touchpoint=touchpoint,
+            sentiment=sentiment,
+            lowest_confidence=None if lowest is None else float(lowest),
+            reasons=frozenset(str(r.get("code")) for r in reasons),
+        )
+    return facts
+
+
+Combo = tuple[str, frozenset[str], str, str, str, str | None]
+# (item id, combo, is open, facts), newest first.
+Ordered = list[tuple[int, Combo, bool, ItemFacts]]
+
+
+class FactsCache:
+    """Each item's facts, kept between requests of one process (see the module doc), with
+    the items in queue order (newest first), so that a request sorts nothing.
+
+    Safe to share between threads: a refresh builds new collections and swaps them in.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._marks: _Marks | None = None
+        self._facts: dict[int, ItemFacts] = {}
+        self._ordered: Ordered = []
+
+    def current(self, session: Session) -> Ordered:
+        """Every item as of this transaction, newest first (refreshed first when needed)."""
+        marks = _watermarks(session)
+        with self._lock:
+            old, facts, ordered = self._marks, self._facts, self._ordered
+        if old == marks:
+            return ordered
+        if old is not None and _only_appended(old, marks):
+            fresh = dict(facts)
+            fresh.update(_compute_facts(session, _touched_conversations(old)))
+        else:
+            fresh = _compute_facts(session, None)
+        ordered = sorted(
+            ((i, f.combo, f.status == ReviewStatus.OPEN, f) for i, f in fresh.items()),
+            key=lambda entry: (entry[3].created, entry[0]),
+            reverse=True,
+        )
+        with self._lock:
+            self._marks, self._facts, self._ordered = marks, fresh, ordered
+        return ordered
 
 
 # -- the queue ----------------------------------------------------------------------------------
 
 
-def _page_ids(session: Session, query: QueueQuery) -> list[int]:
-    columns: dict[str, Any] = {
-        "status": col(ReviewItem.status),
-        "reasons": col(ReviewItem.reasons),
-        "channel": col(Conversation.channel),
-        "flow": col(Conversation.flow_id),
-        "touchpoint": _touchpoint_expr(),
-        "sentiment": _sentiment_expr(),
-    }
-    stmt = _items_from(select(col(ReviewItem.id))).where(
-        *_base_filters(query), *_facet_filters(session, query, columns)
-    )
-    if query.order == "oldest_open":
-        first = case((col(ReviewItem.status) == ReviewStatus.OPEN, 0), else_=1)
-        stmt = stmt.order_by(first, col(ReviewItem.created_at), col(ReviewItem.id))
-    else:
-        stmt = stmt.order_by(col(ReviewItem.created_at).desc(), col(ReviewItem.id).desc())
-    stmt = stmt.limit(query.per_page).offset((query.page - 1) * query.per_page)
-    return [int(i) for i in session.execute(stmt).scalars()]
+def _misses(query: QueueQuery, combo: Combo) -> tuple[int, ...]:
+    """The positions (in FACETS) of the facet filters that items like this do not meet."""
+    status, reasons, channel, flow, sentiment, touchpoint = combo
+    missed: list[int] = []
+    if query.status and not (
+        status in (ReviewStatus.OPEN, ReviewStatus.ACKNOWLEDGED)
+        if query.status == UNRESOLVED
+        else status == query.status
+    ):
+        missed.append(0)
+    if query.reason and query.reason not in reasons:
+        missed.append(1)
+    for position, wanted, value in (
+        (2, query.channel, channel),
+        (3, query.flow, flow),
+        (4, query.sentiment, sentiment),
+        (5, query.touchpoint, touchpoint),
+    ):
+        if wanted and value != wanted:
+            missed.append(position)
+    return tuple(missed)
 
 
-# Facet -> the key of its values in StoredPage.facets (the filter selects' options).
-_OFFERED = {
-    "flow": "flows",
-    "channel": "channels",
-    "touchpoint": "touchpoints",
-    "reason": "reasons",
-}
+def _base_filter(query: QueueQuery) -> Callable[[ItemFacts], bool]:
+    """Whether an item meets the filters that are not counted facets: assignee, dates,
+    overdue, low confidence (bounds worked out once, not per item)."""
+    since = _day_start(query.since) if query.since is not None else None
+    until = _day_start(query.until + timedelta(days=1)) if query.until is not None else None
+    overdue_from = query.now - query.target
 
-
-def _counts_and_offers(
-    session: Session, query: QueueQuery
-) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
-    """Each facet's counts under every other filter, and the values each facet's select
-    offers (those of the items under the filters that are not facets), in one statement."""
-    facts = (
-        _items_from(
-            select(
-                col(ReviewItem.id).label("id"),
-                col(ReviewItem.status).label("status"),
-                col(ReviewItem.reasons).label("reasons"),
-                col(Conversation.channel).label("channel"),
-                col(Conversation.flow_id).label("flow"),
-                _touchpoint_expr().label("touchpoint"),
-                _sentiment_expr().label("sentiment"),
-            )
+    def matches(fact: ItemFacts) -> bool:
+        if query.assignee == UNASSIGNED:
+            if fact.assignee is not None:
+                return False
+        elif query.assignee and fact.assignee != query.assignee:
+            return False
+        if (since is not None and fact.created < since) or (
+            until is not None and fact.created >= until
+        ):
+            return False
+        if query.overdue and (
+            fact.status == ReviewStatus.RESOLVED or fact.acknowledged or fact.created > overdue_from
+        ):
+            return False
+        return not query.low_confidence or (
+            fact.lowest_confidence is not None and fact.lowest_confidence < query.low_below
         )
-        .where(*_base_filters(query))
-        .cte("facts")
-        .prefix_with("MATERIALIZED")  # the derived values computed once, then grouped
+
+    return matches
+
+
+def _has_base_filters(query: QueueQuery) -> bool:
+    return bool(
+        query.assignee or query.since or query.until or query.overdue or query.low_confidence
     )
-    columns = {name: facts.c[name] for name in ("status", "reasons", *FACETS[2:])}
-    elements, code_of = _reason_codes(session, facts.c.reasons)
-    branches: list[Select[Any]] = []
-    for facet in FACETS:
-        where = _facet_filters(session, query, columns, skip=facet)
-        if facet == "reason":
-            value: Any = cast(code_of, String)
-            counted: Any = func.count(func.distinct(facts.c.id))
-            source: Any = facts.join(elements, true())
-        else:
-            value = cast(facts.c[facet], String)
-            counted = func.count()
-            source = facts
-        branches.append(
-            select(literal(facet).label("facet"), value.label("value"), counted.label("n"))
-            .select_from(source)
-            .where(*where)
-            .group_by(value)
-        )
-        if facet in _OFFERED:  # every value, whatever the other facets say
-            branches.append(
-                select(literal(_OFFERED[facet]), value, literal(0)).select_from(source).distinct()
-            )
+
+
+def _counts(listed: Counter[Combo], single: dict[int, Counter[Combo]]) -> dict[str, dict[str, int]]:
+    """facet -> value -> count: an item every filter lets through counts under every facet;
+    one that misses a single facet's filter counts under that facet only (a facet's counts
+    apply every other filter)."""
     counts: dict[str, dict[str, int]] = {facet: {} for facet in FACETS}
-    offered: dict[str, list[str]] = {name: [] for name in _OFFERED.values()}
-    for facet, value, n in session.execute(union_all(*branches)):
-        if value is None:
+    for position, facet in enumerate(FACETS):
+        tally = counts[facet]
+        for combos in (listed, single[position]):
+            for combo, n in combos.items():
+                values = combo[position]
+                for value in values if isinstance(values, frozenset) else (values,):
+                    if value is not None:
+                        tally[value] = tally.get(value, 0) + n
+    return counts
+
+
+def queue_page(session: Session, query: QueueQuery, cache: FactsCache | None = None) -> StoredPage:
+    """One page of the queue under `query`, with the total and every facet's counts.
+
+    `cache`: the process's FactsCache (None: the facts are derived afresh, for one call).
+    """
+    ordered = (cache or FactsCache()).current(session)
+    base = _base_filter(query) if _has_base_filters(query) else None
+    misses: dict[Combo, tuple[int, ...]] = {}  # items alike miss alike: worked out once
+    listed: list[Combo] = []
+    single: dict[int, list[Combo]] = {position: [] for position in range(len(FACETS))}
+    matching: list[tuple[int, bool]] = []  # (id, open), newest first
+    for item_id, combo, is_open, fact in ordered:
+        if fact.erased or (base is not None and not base(fact)):
             continue
-        if facet in counts:
-            counts[facet][str(value)] = int(n)
-        else:
-            offered[facet].append(str(value))
-    offered = {name: sorted(values) for name, values in offered.items()}
+        missed = misses.get(combo)
+        if missed is None:
+            missed = misses[combo] = _misses(query, combo)
+        if not missed:
+            listed.append(combo)
+            matching.append((item_id, is_open))
+        elif len(missed) == 1:
+            single[missed[0]].append(combo)
+    if query.order == "oldest_open":
+        matching.reverse()
+        matching = [m for m in matching if m[1]] + [m for m in matching if not m[1]]
+    start = (query.page - 1) * query.per_page
+    ids = [item_id for item_id, _open in matching[start : start + query.per_page]]
+    counts = _counts(Counter(listed), {p: Counter(c) for p, c in single.items()})
+    # A select offers the values that find something under the other filters, and the one
+    # chosen (so that it shows, and can be changed, even when it finds nothing).
+    offered: dict[str, list[str]] = {}
+    for facet, name, picked in (
+        ("flow", "flows", query.flow),
+        ("channel", "channels", query.channel),
+        ("touchpoint", "touchpoints", query.touchpoint),
+        ("reason", "reasons", query.reason),
+    ):
+        offered[name] = sorted({*counts[facet], *([picked] if picked else [])})
     offered["assignees"] = current_assignees(session)
-    return counts, offered
-
-
-def queue_page(session: Session, query: QueueQuery) -> StoredPage:
-    """One page of the queue under `query`, with the total and every facet's counts."""
-    if session.get_bind().dialect.name == "postgresql":
-        # The counts' estimated cost (set-returning JSON functions are guessed at 100 rows
-        # each) crosses PostgreSQL's JIT threshold, and compiling took ~2 s for a query that
-        # runs in tens of ms. For this transaction only.
-        session.execute(text("SET LOCAL jit = off"))
-    ids = _page_ids(session, query)
-    counts, offered = _counts_and_offers(session, query)
-    statuses = counts["status"]
-    if query.status == UNRESOLVED:
-        total = statuses.get(ReviewStatus.OPEN, 0) + statuses.get(ReviewStatus.ACKNOWLEDGED, 0)
-    elif query.status:
-        total = statuses.get(query.status, 0)
-    else:
-        total = sum(statuses.values())
     return StoredPage(
         rows=queue_rows(session, ids=ids, now=query.now, target=query.target, low=query.low_below),
-        total=total,
+        total=len(matching),
         counts=counts,
         facets=offered,
     )
@@ -631,10 +747,11 @@ def item_details(
 
 @dataclass(frozen=True, slots=True)
 class StoredTimes:
-    """Times to first acknowledgement and first reply of the items created in a window."""
+    """Seconds to first acknowledgement and to first reply of the items created in a
+    window, each list sorted."""
 
-    acknowledged: list[timedelta]
-    replied: list[timedelta]
+    acknowledged: list[float]
+    replied: list[float]
 
 
 def _seconds_between(session: Session, start: Any, end: Any) -> Any:
@@ -645,8 +762,8 @@ def _seconds_between(session: Session, start: Any, end: Any) -> Any:
 
 
 def response_times(session: Session, *, since: datetime) -> StoredTimes:
-    """The response times of the items created since `since`, each list sorted (erased
-    customers' items count: their timestamps are not personal data)."""
+    """The response times of the items created since `since` (erased customers' items
+    count: their timestamps are not personal data)."""
     created = col(ReviewItem.created_at)
     stmt = select(
         _seconds_between(session, created, col(ReviewItem.first_ack_at)),
@@ -655,26 +772,19 @@ def response_times(session: Session, *, since: datetime) -> StoredTimes:
         created >= since,
         or_(col(ReviewItem.first_ack_at).is_not(None), col(ReviewItem.first_reply_at).is_not(None)),
     )
-    acknowledged: list[float] = []
-    replied: list[float] = []
-    for ack, reply in session.execute(stmt):
-        if ack is not None:
-            acknowledged.append(max(0.0, float(ack)))
-        if reply is not None:
-            replied.append(max(0.0, float(reply)))
-    # Whole milliseconds: julianday() is a float of days, a few microseconds off.
-    return StoredTimes(
-        [timedelta(milliseconds=round(v * 1000)) for v in sorted(acknowledged)],
-        [timedelta(milliseconds=round(v * 1000)) for v in sorted(replied)],
-    )
+    rows = session.connection().execute(stmt).all()
+    # Whole milliseconds: julianday() is a float of days, some microseconds off.
+    acknowledged = sorted(round(max(0.0, float(a)), 3) for a, _r in rows if a is not None)
+    replied = sorted(round(max(0.0, float(r)), 3) for _a, r in rows if r is not None)
+    return StoredTimes(acknowledged, replied)
 
 
-def percentile(values: Sequence[timedelta], share: float) -> timedelta | None:
-    """The nearest-rank percentile of sorted `values` (share 0.5 = median); None when empty."""
-    if not values:
+def percentile(seconds: Sequence[float], share: float) -> timedelta | None:
+    """The nearest-rank percentile of sorted `seconds` (share 0.5 = median); None if empty."""
+    if not seconds:
         return None
-    rank = max(1, math.ceil(share * len(values)))
-    return values[rank - 1]
+    rank = max(1, math.ceil(share * len(seconds)))
+    return timedelta(seconds=seconds[rank - 1])
 
 
 def is_erased(session: Session, *, customer_id: int) -> bool:

@@ -73,7 +73,7 @@ def _flagged_item(
         "conversation_id": n + 1,
         "customer_id": customer_id,
         "status": status,
-        "reasons": [{**r, "detail": r["code"].upper()} for r in reasons],
+        "reasons": [{**r, "detail": str(r["code"]).upper()} for r in reasons],
         "created_at": created,
         "updated_at": created,
         "assignee": rng.choice(AGENTS) if rng.random() < 0.4 else None,
@@ -240,7 +240,7 @@ def seed_desk(
                         "created_at": created + timedelta(hours=1),
                     }
                 )
-    for model, rows in (
+    batches: list[tuple[type[SQLModel], list[dict[str, Any]]]] = [
         (Customer, customers),
         (Conversation, conversations),
         (Answer, answers),
@@ -249,15 +249,16 @@ def seed_desk(
         (ReviewItem, items),
         (ReviewEvent, events),
         (LabelCorrection, corrections),
-    ):
-        _insert(session, model, rows)
+    ]
+    for table, rows in batches:
+        _insert(session, table, rows)
     if session.get_bind().dialect.name == "postgresql":
-        for model in (*_TABLES, LabelCorrection):
-            table = model.__tablename__
+        for seeded in (*_TABLES, LabelCorrection):
+            name = str(seeded.__tablename__)
             session.execute(
                 text(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"coalesce((SELECT max(id) FROM {table}), 1))"
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                    f"coalesce((SELECT max(id) FROM {name}), 1))"
                 )
             )
     else:

@@ -143,6 +143,8 @@ def erase_customer(session: Session, *, channel: str, external_id: str) -> dict[
     )
     for item in items:
         item.reasons = _redacted_reasons(item.reasons)
+        # A change of the item: its alert and the desk's cached queue facts see it.
+        item.updated_at = datetime.now(UTC)
         session.add(item)
     counts["reviewitem"] = len(items)
     counts["reviewevent"] = (

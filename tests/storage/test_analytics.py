@@ -16,7 +16,6 @@ from bot.trends import Period, bucket_start, local_day
 from storage.analytics import (
     AnalyticsQuery,
     breakdown_counts,
-    breakdown_values,
     label_counts,
     nps_comments,
     offset_changes,
@@ -208,7 +207,7 @@ def test_filters_flow_channel_touchpoint_and_segment(db: Engine) -> None:
     assert values(flow="support", segment=("plan", "pro")) == [5]
 
 
-def test_breakdown_values_and_counts(db: Engine) -> None:
+def test_breakdown_counts_overall_the_top_values_and_theirs(db: Engine) -> None:
     data = Responses(db)
     at = datetime(2026, 11, 2, 9, tzinfo=UTC)
     for _ in range(5):
@@ -218,23 +217,33 @@ def test_breakdown_values_and_counts(db: Engine) -> None:
     data.add(at + timedelta(days=8), nps=4)  # not invited, no plan
     with transaction(db) as s:
         query = AnalyticsQuery(period="week")
-        tops = breakdown_values(s, query, breakdown="touchpoint")
-        assert [(t.key, t.n) for t in tops] == [("delivery", 10), ("checkout", 2), (None, 1)]
-        assert [t.key for t in breakdown_values(s, query, breakdown="touchpoint", limit=2)] == [
-            "delivery",
-            "checkout",
+        found = breakdown_counts(s, query, breakdown="touchpoint")
+        assert [(t.key, t.n) for t in found.keys] == [("delivery", 10), ("checkout", 2), (None, 1)]
+        assert sorted((r.bucket, r.question_type, r.value, r.n) for r in found.overall) == [
+            (date(2026, 11, 2), "ces", 7, 5),
+            (date(2026, 11, 2), "nps", 0, 1),
+            (date(2026, 11, 2), "nps", 1, 1),
+            (date(2026, 11, 2), "nps", 10, 5),
+            (date(2026, 11, 9), "nps", 4, 1),
         ]
-        rows = breakdown_counts(s, query, breakdown="touchpoint", values=["checkout", None])
-        assert sorted((r.key, r.bucket, r.value, r.n) for r in rows if r.key) == [
+        assert sorted((r.key or "", r.bucket, r.value, r.n) for r in found.by_key) == [
+            ("", date(2026, 11, 9), 4, 1),
             ("checkout", date(2026, 11, 2), 0, 1),
             ("checkout", date(2026, 11, 2), 1, 1),
+            ("delivery", date(2026, 11, 2), 7, 5),
+            ("delivery", date(2026, 11, 2), 10, 5),
         ]
-        assert [(r.bucket, r.value, r.n) for r in rows if r.key is None] == [
-            (date(2026, 11, 9), 4, 1)
-        ]
-        plans = breakdown_values(s, query, breakdown="segment", segment_key="plan")
-        assert [(t.key, t.n) for t in plans] == [("pro", 10), ("free", 2), (None, 1)]
-        flows = breakdown_values(s, query, breakdown="flow")
-        assert [(t.key, t.n) for t in flows] == [("delivery", 13)]
+        two = breakdown_counts(s, query, breakdown="touchpoint", limit=2)
+        assert [t.key for t in two.keys] == ["delivery", "checkout"]
+        assert {r.key for r in two.by_key} == {"delivery", "checkout"}
+        assert sum(r.n for r in two.overall) == 13  # the values left out still count overall
+        plans = breakdown_counts(s, query, breakdown="segment", segment_key="plan")
+        assert [(t.key, t.n) for t in plans.keys] == [("pro", 10), ("free", 2), (None, 1)]
+        flows = breakdown_counts(s, query, breakdown="flow")
+        assert [(t.key, t.n) for t in flows.keys] == [("delivery", 13)]
+        pro = breakdown_counts(
+            s, AnalyticsQuery(segment=("plan", "pro")), breakdown="channel", limit=8
+        )
+        assert [(t.key, t.n) for t in pro.keys] == [("telegram", 10)]
         with pytest.raises(ValueError, match="breakdown"):
-            breakdown_values(s, query, breakdown="segment")
+            breakdown_counts(s, query, breakdown="segment")

@@ -13,8 +13,10 @@ from storage import desk_queue as dq
 from storage.database import transaction
 from storage.label_corrections import add_correction
 from storage.outbox import lane_of
+from storage.privacy import erase_customer
 from storage.review_queue import add_review_event, get_review_item
-from storage.tables import Customer, OutboxMessage
+from storage.reviews import flag_for_review
+from storage.tables import Conversation, Customer, OutboxMessage
 from tests.fakes.review_data import NOW, Flagged, add_flagged
 
 TARGET = timedelta(hours=4)
@@ -279,7 +281,7 @@ def test_response_times_are_nearest_rank_percentiles_of_the_window(db: Engine) -
     with transaction(db) as s:
         week = dq.response_times(s, since=NOW - 7 * 24 * h)
         month = dq.response_times(s, since=NOW - 30 * 24 * h)
-    assert week.acknowledged == [h, 2 * h, 3 * h, 4 * h, 10 * h]
+    assert week.acknowledged == [3600.0, 7200.0, 10800.0, 14400.0, 36000.0]
     assert dq.percentile(week.acknowledged, 0.5) == 3 * h  # ceil(2.5) = 3rd of 5
     assert dq.percentile(week.acknowledged, 0.9) == 10 * h  # ceil(4.5) = 5th
     assert dq.percentile(week.replied, 0.5) == 5 * h  # ceil(1.0) = 1st of 2
@@ -287,3 +289,33 @@ def test_response_times_are_nearest_rank_percentiles_of_the_window(db: Engine) -
     assert dq.percentile(month.acknowledged, 0.5) == 3 * h  # ceil(3.0) = 3rd of 6
     assert dq.percentile(month.acknowledged, 0.9) == 100 * h  # ceil(5.4) = 6th
     assert dq.percentile([], 0.5) is None
+
+
+def test_the_facts_cache_follows_new_rows_updates_and_deletions(
+    db: Engine, items: dict[str, Flagged]
+) -> None:
+    cache = dq.FactsCache()
+
+    def page(**changes: object) -> dq.StoredPage:
+        with transaction(db) as s:
+            return dq.queue_page(s, replace(BASE, **changes), cache)  # type: ignore[arg-type]
+
+    assert _users(page(sentiment="positive")) == ["dan"]
+    # A correction (a new row): only the items it touches are derived again.
+    with transaction(db) as s:
+        assert items["dan"].text_answer_id is not None
+        add_correction(s, answer_id=items["dan"].text_answer_id, new_label="negative", actor="x:y")
+    assert _users(page(sentiment="positive")) == []
+    assert page().counts["sentiment"] == {"negative": 3, "neutral": 1, "unlabelled": 1}
+    # A new item, and a new reason on an old one (an update of the item).
+    add_flagged(db, user="gus", created_at=NOW, reasons=("keyword",))
+    with transaction(db) as s:
+        conversation = s.get(Conversation, items["ann"].conversation_id)
+        assert conversation is not None
+        flag_for_review(s, conversation=conversation, reasons=[{"code": "keyword"}])
+    assert _users(page(reason="keyword")) == ["gus", "ann", "cat", "dan"]
+    # A label deleted (an erasure): every item is derived again, the erased one left out.
+    with transaction(db) as s:
+        erase_customer(s, channel="slack", external_id="bob")
+    assert _users(page(sentiment="negative")) == ["gus", "ann", "dan"]
+    assert page().total == 5

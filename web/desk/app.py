@@ -27,7 +27,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.config import DeskSettings
+from bot.config import DeskSettings, Settings
 from bot.desk_users import session_secret
 from bot.desk_work import DeskWork
 from bot.login_limit import LoginLimiter
@@ -36,7 +36,7 @@ from web.desk.auth import current_account
 from web.desk.context import DeskContext, base_path
 from web.desk.errors import DeskRefusal, SignInNeeded
 from web.desk.pages import STATIC, build_templates, render
-from web.desk.routes import apikeys, items, queue, sign_in, users
+from web.desk.routes import analytics, apikeys, flows, items, queue, sign_in, users
 from web.desk.session import COOKIE
 
 DESK_PREFIX = "/desk"
@@ -92,12 +92,15 @@ def build_desk_app(
     limiter: LoginLimiter | None = None,
     clock: Callable[[], datetime] = _now,
     path: str = DESK_PREFIX,
+    app_settings: Settings | None = None,
 ) -> FastAPI:
     """The desk, to mount at `path`.
 
     `secret` signs the session cookies (default: `[desk] session_secret`, else the one kept in
     the database); `limiter` counts failed sign-ins (default: `[desk] login_attempts` per
-    `login_window_minutes`); `clock` tells sessions' age.
+    `login_window_minutes`); `clock` tells sessions' age; `app_settings` are cxbot's whole
+    settings, for the flow pages (flow directories, the simulator; default: the embedded
+    defaults with `settings` as the desk's).
     """
     app = FastAPI(title="cxbot desk", docs_url=None, redoc_url=None, openapi_url=None)
     configured = settings.session_secret
@@ -117,8 +120,9 @@ def build_desk_app(
         ),
         clock=clock,
         prefix=path.rstrip("/"),
+        app_settings=app_settings or Settings(desk=settings),
     )
-    for group in (sign_in, queue, items, users, apikeys):
+    for group in (sign_in, queue, items, users, apikeys, flows, analytics):
         app.include_router(group.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_error_pages(app)

@@ -9,7 +9,7 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from bot.config import DeskSettings
+from bot.config import DeskSettings, Settings
 from bot.desk_work import DeskWork
 from bot.login_limit import LoginLimiter
 from storage.database import Database
@@ -26,6 +26,7 @@ class DeskContext:
     limiter: LoginLimiter
     clock: Callable[[], datetime]
     prefix: str  # where the desk is mounted ("/desk")
+    app_settings: Settings  # cxbot's whole settings: flow directories, the simulator's engine
 
 
 def desk_of(request: Request) -> DeskContext:

@@ -88,7 +88,14 @@ async def desk(app: App, clock: FakeClock, limiter_clock: list[float]) -> AsyncI
     work.on_changed(on_changed)
     work.on_queued(lambda: queued.append(1))
     limiter = LoginLimiter(3, timedelta(minutes=15), clock=lambda: limiter_clock[0])
-    desk_app = build_desk_app(db=app.db, settings=settings, work=work, limiter=limiter, clock=clock)
+    desk_app = build_desk_app(
+        db=app.db,
+        settings=settings,
+        work=work,
+        limiter=limiter,
+        clock=clock,
+        app_settings=app.settings,
+    )
     web = build_web_app(mounts=[Mount(DESK_PREFIX, desk_app)])
     transport = httpx.ASGITransport(app=web)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
