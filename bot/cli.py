@@ -166,6 +166,7 @@ async def _chat_loop(app: App, args: argparse.Namespace) -> int:
     # Label free text while the customer types, the same way `cxbot serve` does.
     worker = SentimentWorker(db=app.db, settings=app.settings)
     app.engine.on_text_answer(worker.nudge)
+    app.engine.use_sentiment_model(worker.classifier_within)
     task = asyncio.create_task(worker.run())
     try:
         code = await run_console(app.engine.handle, opening, user_id=customer)

@@ -142,6 +142,10 @@ class SentimentSettings(_Section):
     num_threads: Annotated[int, Field(ge=0, le=256)] = 0
     # On exit, `cxbot chat` waits at most this long for the last answers to be labelled.
     drain_seconds: Annotated[float, Field(ge=0.0, le=600.0)] = 30.0
+    # A flow condition on the sentiment of a text answer (`sentiment = "negative"`) waits at
+    # most this long for the model while the model is still loading; without a label in time,
+    # the condition is judged on the survey's score instead (bot/sentiment_branch.py).
+    branch_wait_seconds: Annotated[float, Field(ge=0.0, le=30.0)] = 2.0
 
 
 class ServerSettings(_Section):

@@ -55,6 +55,7 @@ from bot.parsing import (
     parse_yes_no,
 )
 from bot.reminder_policy import ReminderPolicy
+from bot.sentiment_branch import ModelSource, branch_sentiment
 from bot.storable_text import storable, storable_or_none
 from bot.survey_machine import Action
 from bot.texts import bot_text
@@ -117,6 +118,7 @@ class Engine:
         self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()
         self._flows: dict[tuple[str, int], Flow] = {}
         self._text_listeners: list[Callable[[], None]] = []
+        self._sentiment_model: ModelSource | None = None
         # Completions and flags are told to [[webhooks]] endpoints in the turn's transaction.
         self._webhooks = WebhookEvents(settings.webhooks)
 
@@ -806,34 +808,57 @@ class Engine:
             self._flows[key] = flow
         return flow
 
-    @staticmethod
-    def _answer_values(session: Session, conversation: Conversation) -> Mapping[str, AnswerValue]:
+    def use_sentiment_model(self, source: ModelSource) -> None:
+        """Where sentiment conditions in flows get the loaded model (the sentiment worker's)."""
+        self._sentiment_model = source
+
+    def _answer_values(
+        self, session: Session, conversation: Conversation
+    ) -> Mapping[str, AnswerValue]:
         assert conversation.id is not None
         conversation_id = conversation.id
+        wait = self._settings.sentiment.branch_wait_seconds
 
-        def read() -> dict[str, AnswerValue]:
-            rows = conv_q.conversation_answers(session, conversation_id=conversation_id)
-            return dict(_answer_items(rows))
+        def read() -> list[Answer]:
+            return conv_q.conversation_answers(session, conversation_id=conversation_id)
 
-        return _LazyAnswers(read)
+        def sentiment(rows: list[Answer], question_id: str) -> str | None:
+            return branch_sentiment(
+                session, rows, question_id, model=self._sentiment_model, wait=wait
+            )
+
+        return _LazyAnswers(read, sentiment)
 
 
 class _LazyAnswers(Mapping[str, AnswerValue]):
     """A conversation's answers, read from the database the first time a condition asks.
 
-    Most steps of a flow have no condition: they never pay for the read."""
+    Most steps of a flow have no condition: they never pay for the read. A key
+    `<question>#sentiment` (flow_logic.sentiment_key) gives that text answer's sentiment label,
+    decided only when a condition asks (bot.sentiment_branch)."""
 
-    def __init__(self, read: Callable[[], dict[str, AnswerValue]]) -> None:
+    def __init__(
+        self,
+        read: Callable[[], list[Answer]],
+        sentiment: Callable[[list[Answer], str], str | None],
+    ) -> None:
         self._read = read
+        self._sentiment = sentiment
+        self._rows: list[Answer] | None = None
         self._values: dict[str, AnswerValue] | None = None
 
     def _loaded(self) -> dict[str, AnswerValue]:
         if self._values is None:
-            self._values = self._read()
+            self._rows = self._read()
+            self._values = dict(_answer_items(self._rows))
         return self._values
 
     def __getitem__(self, key: str) -> AnswerValue:
-        return self._loaded()[key]
+        values = self._loaded()
+        if key not in values and key.endswith(flow_logic.SENTIMENT_SUFFIX):
+            question_id = key[: -len(flow_logic.SENTIMENT_SUFFIX)]
+            values[key] = self._sentiment(self._rows or [], question_id)
+        return values[key]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._loaded())

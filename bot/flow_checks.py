@@ -41,7 +41,8 @@ _MAX_COMBINATIONS = 20_000
 
 _LOCALE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 _CONTEXT_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
-_OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "answered")
+_OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "answered", "sentiment")
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
 _ORDERING = ("lt", "lte", "gt", "gte")
 
 
@@ -82,7 +83,7 @@ def _toml(value: Any) -> str:
 
 
 def _operators(c: Comparison) -> list[tuple[str, Any]]:
-    values = (c.eq, c.ne, c.lt, c.lte, c.gt, c.gte, c.in_, c.answered)
+    values = (c.eq, c.ne, c.lt, c.lte, c.gt, c.gte, c.in_, c.answered, c.sentiment)
     return [(name, v) for name, v in zip(_OPERATORS, values, strict=True) if v is not None]
 
 
@@ -402,6 +403,8 @@ class _Checker:
         """The truth values `cond` can take over all possible answers (both when unknown)."""
         if id(cond) in self.unsound:
             return {True, False}
+        if any(c.sentiment is not None for c in comparisons(cond)):
+            return {True, False}  # a label is not an answer: either way is possible
         refs = sorted({c.question for c in comparisons(cond)})
         domains: list[list[AnswerValue]] = []
         for ref in refs:
@@ -463,6 +466,20 @@ class _Checker:
 def _operand_problem(ref: Question, op: str, value: Any) -> str | None:
     """Why `op = value` can never make sense for answers to `ref`, or None."""
     if op == "answered":
+        return None
+    if op == "sentiment":
+        if ref.type is not QuestionType.TEXT:
+            return (
+                f"sentiment applies to text answers, but '{ref.id}' is a {ref.type.value}"
+                " question"
+            )
+        labels = [value] if isinstance(value, str) else value
+        wrong = [v for v in labels if v not in SENTIMENT_LABELS]
+        if not labels or wrong:
+            return (
+                f"sentiment = {_toml(value)}: use {', '.join(SENTIMENT_LABELS)}"
+                " (or a list of them)"
+            )
         return None
     if op in _ORDERING:
         if ref.type not in SCORE_TYPES:

@@ -41,7 +41,25 @@ def evaluate(condition: Condition, answers: Mapping[str, AnswerValue]) -> bool:
         return any(evaluate(c, answers) for c in condition.any)
     if isinstance(condition, Not):
         return not evaluate(condition.not_, answers)
-    return _compare(condition, answers.get(condition.question))
+    return _compare(condition, answers.get(condition.question)) and _sentiment_holds(
+        condition, answers
+    )
+
+
+SENTIMENT_SUFFIX = "#sentiment"
+
+
+def sentiment_key(question_id: str) -> str:
+    """The key under which the answers mapping gives a text answer's sentiment label."""
+    return question_id + SENTIMENT_SUFFIX
+
+
+def _sentiment_holds(c: Comparison, answers: Mapping[str, AnswerValue]) -> bool:
+    if c.sentiment is None:
+        return True
+    wanted = [c.sentiment] if isinstance(c.sentiment, str) else c.sentiment
+    label = answers.get(sentiment_key(c.question))
+    return isinstance(label, str) and label in wanted
 
 
 def _same(a: AnswerValue, b: AnswerValue) -> bool:

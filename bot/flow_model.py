@@ -82,6 +82,8 @@ class Comparison(_Model):
     gte: int | None = None
     in_: list[int | str] | None = Field(default=None, alias="in")
     answered: bool | None = None
+    # The sentiment of a text answer: "negative", "neutral", "positive", or a list of them.
+    sentiment: str | list[str] | None = None
 
 
 class AllOf(_Model):

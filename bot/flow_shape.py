@@ -70,7 +70,7 @@ _TYPE_WORDS = {
 }
 _CONDITION_HELP = (
     "a condition must be a table with 'question' and an operator (eq, ne, lt, lte, gt, gte, in,"
-    " answered), or with 'all', 'any' or 'not'"
+    " answered, sentiment), or with 'all', 'any' or 'not'"
 )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,11 +74,20 @@ class SentimentWorker:
         self._classifier: SentimentClassifier | None = None
         # The one load in progress (a thread), shared by every caller of _ensure_model.
         self._loading: asyncio.Future[SentimentClassifier] | None = None
+        # Set once a model is loaded: turns (in worker threads) wait on it for flow conditions.
+        self._ready = threading.Event()
         self._wake = asyncio.Event()
         self._retry_at = 0.0
         self._retry_delay = FIRST_RETRY_SECONDS
         self._webhooks = WebhookEvents(settings.webhooks)
         self.load_error: str | None = None
+
+    def classifier_within(self, timeout: float) -> SentimentClassifier | None:
+        """The loaded model for a flow's sentiment condition (called from a turn's thread):
+        waits up to `timeout` seconds when a load is under way, else answers at once."""
+        if self._classifier is None and self._loading is not None and timeout > 0:
+            self._ready.wait(timeout)
+        return self._classifier
 
     def nudge(self) -> None:
         """New text was stored: label it soon (pass this to `Engine.on_text_answer`)."""
@@ -154,6 +164,7 @@ class SentimentWorker:
             return None
         if self._classifier is None:
             self._classifier = classifier
+            self._ready.set()
             self._loading = None
             self.load_error = None
             log.info(

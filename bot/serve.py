@@ -216,6 +216,7 @@ def background_tasks(app: App) -> list[BackgroundTask]:
         return tasks
     worker = SentimentWorker(db=app.db, settings=app.settings)
     app.engine.on_text_answer(worker.nudge)
+    app.engine.use_sentiment_model(worker.classifier_within)
 
     async def label_text_answers() -> None:
         # Load at start so that the first answers are labelled within seconds; a model that

@@ -281,7 +281,7 @@ def test_malformed_condition_is_one_message() -> None:
     assert only(source) == (
         marked(source),
         "questions[1].when: a condition must be a table with 'question' and an operator (eq, ne,"
-        " lt, lte, gt, gte, in, answered), or with 'all', 'any' or 'not'",
+        " lt, lte, gt, gte, in, answered, sentiment), or with 'all', 'any' or 'not'",
     )
 
 
@@ -599,7 +599,7 @@ def when_flow(when: str, *, extra: str = "") -> str:
         ('{ question = "nps", in = [] }', "in = [] can never hold; list at least one value"),
         (
             '{ question = "nps" }',
-            "condition on 'nps' has no operator; add one of eq, ne, lt, lte, gt, gte, in, answered",
+            "condition on 'nps' has no operator; add one of eq, ne, lt, lte, gt, gte, in, answered, sentiment",
         ),
         ("{ all = [] }", "all = [] needs at least one condition"),
         ('{ question = "nope", answered = true }', "refers to unknown question 'nope'"),
