@@ -27,7 +27,7 @@ from storage.response_export import (
     StoredResponse,
     count_responses,
     question_columns,
-    response_chunks,
+    response_chunk,
 )
 
 FIXED = (
@@ -115,8 +115,8 @@ def columns_for(questions: list[tuple[str, str]]) -> list[str]:
 
 
 def open_export(db: Database, where: ResponseFilter) -> Export:
-    """Start an export: EmptyExportError when nothing matches; the rows are read lazily in one
-    read transaction that ends when the iterator is exhausted or closed."""
+    """Start an export: EmptyExportError when nothing matches; the rows are read lazily, a chunk
+    of surveys per short transaction (a survey stored meanwhile with a higher id may appear)."""
     with transaction(db) as session:
         total = count_responses(session, where)
         questions = question_columns(session, where) if total else []
@@ -124,10 +124,17 @@ def open_export(db: Database, where: ResponseFilter) -> Export:
         raise EmptyExportError("no survey responses match")
 
     def rows() -> Iterator[dict[str, Any]]:
-        with transaction(db) as session:
-            for chunk in response_chunks(session, where):
-                for response in chunk:
-                    yield _row(response, questions)
+        # One short transaction per chunk: a slow reader of the rows never holds the database
+        # (on SQLite, the process's writer lock) between chunks.
+        after = 0
+        while True:
+            with transaction(db) as session:
+                chunk = response_chunk(session, where, after=after)
+            if not chunk:
+                return
+            for response in chunk:
+                yield _row(response, questions)
+            after = chunk[-1].conversation.id or after
 
     return Export(columns=columns_for(questions), total=total, rows=rows())
 

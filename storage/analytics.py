@@ -259,8 +259,17 @@ def _breakdown_source(stmt: Select[Any], breakdown: str, segment_key: str | None
         joined = stmt.outerjoin(opened, opened.c.conversation_id == col(Answer.conversation_id))
         return joined, opened.c.touchpoint
     if breakdown == "segment" and segment_key:
-        joined = stmt.join(Conversation, col(Conversation.id) == col(Answer.conversation_id))
-        return joined, _context_value(col(Conversation.context), segment_key)
+        # Each survey's value read from its context once (a JSON parse), not once per answer.
+        segments = (
+            select(
+                col(Conversation.id).label("id"),
+                _context_value(col(Conversation.context), segment_key).label("value"),
+            )
+            .cte("segments")
+            .prefix_with("MATERIALIZED")
+        )
+        joined = stmt.join(segments, segments.c.id == col(Answer.conversation_id))
+        return joined, segments.c.value
     raise ValueError(f"unknown breakdown {breakdown!r}")
 
 

@@ -80,6 +80,18 @@ COMMENTS = {
 }
 
 
+PRODUCTS = tuple(
+    f"{kind} {size}"
+    for kind in ("Sofa", "Lamp", "Kettle", "Jacket", "Phone case", "Desk", "Blender", "Rug")
+    for size in ("S", "M", "L", "XL", "mini", "pro")
+)
+DETAILS = {
+    "negative": ("arrived scratched", "was missing a part", "is not as described", "broke"),
+    "neutral": ("is as expected", "looks okay", "works"),
+    "positive": ("is perfect", "looks great", "works really well", "exceeded expectations"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class SeededYear:
     """How many rows the seed stored."""
@@ -110,14 +122,24 @@ def _nps(rng: random.Random, when: datetime, flow: str) -> int:
     return rng.choice((9, 10, 10))
 
 
+def _comment(rng: random.Random, locale: str, tone: str, order: str) -> str:
+    """One or two sentences of the tone, sometimes with a product and the order number: most
+    comments differ, as people's do."""
+    pool = COMMENTS[locale][tone]
+    parts = rng.sample(pool, k=min(len(pool), rng.choice((1, 1, 2))))
+    if rng.random() < 0.5:
+        parts.append(f"{rng.choice(PRODUCTS)} {rng.choice(DETAILS[tone])}.")
+    if rng.random() < 0.3:
+        parts.append(f"Order {order}.")
+    return " ".join(parts)
+
+
 def _tone(rng: random.Random, nps: int) -> str:
     weights = {True: (8, 2, 1), False: (1, 3, 8)}[nps <= 6] if nps not in (7, 8) else (2, 6, 3)
     return rng.choices(("negative", "neutral", "positive"), weights)[0]
 
 
-def seed_year(
-    session: Session, *, responses: int, now: datetime, seed: int = 14
-) -> SeededYear:
+def seed_year(session: Session, *, responses: int, now: datetime, seed: int = 14) -> SeededYear:
     """Store `responses` surveys answered over the 365 days before `now` (ValueError when the
     database already holds any)."""
     for model in _TABLES:
@@ -189,9 +211,7 @@ def seed_year(
             )
         if rng.random() < 0.6:
             tone = _tone(rng, nps)
-            comment = rng.choice(COMMENTS[locale][tone])
-            if rng.random() < 0.3:
-                comment += f" Order {context['order_id']}."
+            comment = _comment(rng, locale, tone, context["order_id"])
             answer_id += 1
             rows[Answer].append(
                 {

@@ -1,14 +1,14 @@
 """Reading survey responses for export, a chunk of surveys at a time (bounded memory).
 
-A response is a survey (conversation) with at least one answer. `response_chunks` walks them
-in id order by keyset pagination: each chunk is a handful of queries (surveys, their answers,
-the answers' shown sentiment labels, review items, invitations' touchpoints), so 100,000
-responses stream through a few megabytes whatever the range.
+A response is a survey (conversation) with at least one answer. `response_chunk` reads the next
+chunk after a survey id (keyset pagination): a handful of queries (surveys, their answers, the
+answers' shown sentiment labels, review items, invitations' touchpoints). The caller reads each
+chunk in a transaction of its own, so 100,000 responses stream through a few megabytes and no
+transaction (on SQLite: the writer lock) is held while a slow client reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -86,55 +86,49 @@ def count_responses(session: Session, where: ResponseFilter) -> int:
     return int(session.exec(_filtered(select(func.count(col(Conversation.id))), where)).one())
 
 
-def response_chunks(
-    session: Session, where: ResponseFilter, *, chunk: int = CHUNK
-) -> Iterator[list[StoredResponse]]:
-    """The selected responses, oldest survey first, `chunk` surveys at a time."""
-    after = 0
-    while True:
-        surveys: list[Conversation] = list(
-            session.exec(
-                _filtered(select(Conversation), where)
-                .where(col(Conversation.id) > after)
-                .order_by(col(Conversation.id))
-                .limit(chunk)
-            )
+def response_chunk(
+    session: Session, where: ResponseFilter, *, after: int = 0, limit: int = CHUNK
+) -> list[StoredResponse]:
+    """The next `limit` selected responses with a survey id above `after`, oldest first."""
+    surveys: list[Conversation] = list(
+        session.exec(
+            _filtered(select(Conversation), where)
+            .where(col(Conversation.id) > after)
+            .order_by(col(Conversation.id))
+            .limit(limit)
         )
-        if not surveys:
-            return
-        ids = [c.id for c in surveys if c.id is not None]
-        answers: dict[int, list[Answer]] = {i: [] for i in ids}
-        for answer in session.exec(
-            select(Answer).where(col(Answer.conversation_id).in_(ids)).order_by(col(Answer.id))
-        ):
-            answers[answer.conversation_id].append(answer)
-        labels = shown_labels(
-            session,
-            answer_ids=[a.id for group in answers.values() for a in group if a.id is not None],
+    )
+    if not surveys:
+        return []
+    ids = [c.id for c in surveys if c.id is not None]
+    answers: dict[int, list[Answer]] = {i: [] for i in ids}
+    for answer in session.exec(
+        select(Answer).where(col(Answer.conversation_id).in_(ids)).order_by(col(Answer.id))
+    ):
+        answers[answer.conversation_id].append(answer)
+    labels = shown_labels(
+        session,
+        answer_ids=[a.id for group in answers.values() for a in group if a.id is not None],
+    )
+    reviews = {
+        r.conversation_id: r
+        for r in session.exec(select(ReviewItem).where(col(ReviewItem.conversation_id).in_(ids)))
+    }
+    touchpoints: dict[int, str | None] = {}
+    for conversation_id, touchpoint in session.exec(
+        select(Invitation.conversation_id, Invitation.touchpoint).where(
+            col(Invitation.conversation_id).in_(ids)
         )
-        reviews = {
-            r.conversation_id: r
-            for r in session.exec(
-                select(ReviewItem).where(col(ReviewItem.conversation_id).in_(ids))
-            )
-        }
-        touchpoints: dict[int, str | None] = {}
-        for conversation_id, touchpoint in session.exec(
-            select(Invitation.conversation_id, Invitation.touchpoint).where(
-                col(Invitation.conversation_id).in_(ids)
-            )
-        ):
-            if conversation_id is not None:
-                touchpoints[conversation_id] = touchpoint
-        yield [
-            StoredResponse(
-                conversation=c,
-                answers=answers[cid],
-                labels={a.id: labels[a.id] for a in answers[cid] if a.id in labels},
-                review=reviews.get(cid),
-                touchpoint=touchpoints.get(cid),
-            )
-            for c, cid in zip(surveys, ids, strict=True)
-        ]
-        after = ids[-1]
-        session.expunge_all()  # keep memory bounded: the chunk's objects are not needed again
+    ):
+        if conversation_id is not None:
+            touchpoints[conversation_id] = touchpoint
+    return [
+        StoredResponse(
+            conversation=c,
+            answers=answers[cid],
+            labels={a.id: labels[a.id] for a in answers[cid] if a.id in labels},
+            review=reviews.get(cid),
+            touchpoint=touchpoints.get(cid),
+        )
+        for c, cid in zip(surveys, ids, strict=True)
+    ]

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from bot import flow_admin
 from tests.fakes.analytics_data import Responses
-from tests.fakes.browser import BROWSER_MARKS, Tab, chromium, open_tab, screenshot
+from tests.fakes.browser import BROWSER_MARKS, PHONE, Tab, chromium, open_tab, screenshot
 from tests.fakes.desk_scenario import PASSWORD, DeskStage, desk_serving
 
 pytestmark = [*BROWSER_MARKS, pytest.mark.asyncio(loop_scope="module")]
@@ -95,9 +95,11 @@ async def browser() -> AsyncIterator[Browser]:
         yield launched
 
 
-async def signed_in(browser: Browser, scene: Scene, email: str) -> Tab:
+async def signed_in(
+    browser: Browser, scene: Scene, email: str, *, viewport: ViewportSize | None = None
+) -> Tab:
     """A fresh tab of `email`, signed in, on the queue."""
-    tab = await open_tab(browser, scene.stage.url)
+    tab = await open_tab(browser, scene.stage.url, viewport=viewport)
     page = tab.page
     await page.goto("/desk/login")
     await page.get_by_label("E-mail").fill(email)
@@ -123,8 +125,14 @@ _DRAWN = """(id) => {
   return chart.getDatasetMeta(2).data.map((point, i) => {
     const value = chart.data.datasets[2].data[i];
     if (value === null) return null;
-    const pixel = ctx.getImageData(Math.round(point.x * ratio), Math.round(point.y * ratio), 1, 1).data;
-    return {value: value, at: chart.scales.y.getValueForPixel(point.y), rgb: [pixel[0], pixel[1], pixel[2]], alpha: pixel[3]};
+    const x = Math.round(point.x * ratio), y = Math.round(point.y * ratio);
+    const pixel = ctx.getImageData(x, y, 1, 1).data;
+    return {
+      value: value,
+      at: chart.scales.y.getValueForPixel(point.y),
+      rgb: [pixel[0], pixel[1], pixel[2]],
+      alpha: pixel[3],
+    };
   });
 }"""
 
@@ -185,6 +193,16 @@ async def test_the_nps_chart_shows_each_week_and_a_filter_changes_it(
     assert tab.errors == [], tab.errors  # no script error, no asset refused by the CSP
 
 
+async def test_the_analytics_and_flow_pages_fit_a_phone(browser: Browser, scene: Scene) -> None:
+    for email, path in ((SUPPORT, VIEW), (ADMIN, "/desk/flows/post_interaction")):
+        tab = await signed_in(browser, scene, email, viewport=PHONE)
+        await tab.page.goto(path)
+        await expect(tab.page.get_by_role("heading", level=1)).to_be_visible()
+        width = await tab.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path} is {width}px wide on a phone"
+        assert tab.errors == [], tab.errors
+
+
 async def test_a_support_user_cannot_reach_the_flow_pages(browser: Browser, scene: Scene) -> None:
     tab = await signed_in(browser, scene, SUPPORT)
     page = tab.page
@@ -233,9 +251,7 @@ async def test_an_admin_edits_simulates_publishes_diffs_and_rolls_back_a_flow(
     assert await editor.input_value() == broken  # kept as typed
     await expect(page.locator(f"#line-{bad_line}")).to_have_class("bad")
     await problem.click()  # selects that line in the editor
-    selected = await editor.evaluate(
-        "(el) => el.value.slice(el.selectionStart, el.selectionEnd)"
-    )
+    selected = await editor.evaluate("(el) => el.value.slice(el.selectionStart, el.selectionEnd)")
     assert selected == when.replace("nps", "npz")
 
     # Fixed, and the follow-up reworded; simulated as a detractor.
@@ -265,7 +281,9 @@ async def test_an_admin_edits_simulates_publishes_diffs_and_rolls_back_a_flow(
     assert asked[-1] == CHANGED
 
     # The diff of v1 and the live v2: one line out, one in.
-    await page.locator("tr").filter(has_text="v1").get_by_role("link", name="Diff with live").click()
+    await (
+        page.locator("tr").filter(has_text="v1").get_by_role("link", name="Diff with live").click()
+    )
     await expect(page.get_by_role("heading", level=1)).to_have_text(
         "post_interaction: version 1 → version 2"
     )

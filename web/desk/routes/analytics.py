@@ -241,8 +241,9 @@ async def export_csv(request: Request, account: SignedIn) -> Response:
         touchpoint=filt.touchpoint,
     )
     back = "/analytics?" + urlencode({k: v for k, v in chosen.items() if v})
-    # Every step of the export runs on one thread of its own: its rows come from one read
-    # transaction, whose database lock (on SQLite) belongs to the thread that took it.
+    # Every step of the export runs on one thread of its own, off the event loop: each chunk of
+    # rows is read in a short transaction (bot.response_export), whose database lock (on
+    # SQLite) must be released by the thread that took it.
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desk-export")
     loop = asyncio.get_running_loop()
     try:
