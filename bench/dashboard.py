@@ -36,6 +36,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO, cast
 
+from sqlalchemy.exc import OperationalError
+
 from bot.analytics import AnalyticsFilter, build_analytics
 from bot.comment_terms import forget_terms, stop_words
 from bot.response_export import open_export, write_export
@@ -96,19 +98,19 @@ def _percentile(samples: list[float], share: float) -> float:
 
 @contextmanager
 def _databases(args: argparse.Namespace) -> Iterator[list[tuple[str, str]]]:
-    with tempfile.TemporaryDirectory(prefix="cxbot-bench-dashboard-") as folder:
+    with (
+        tempfile.TemporaryDirectory(prefix="cxbot-bench-dashboard-") as folder,
+        ExitStack() as stack,
+    ):
         found = [("SQLite", f"sqlite:///{Path(folder) / 'dashboard.db'}")]
-        if args.no_postgres:
-            yield found
-            return
-        try:
-            with scratch_postgres(args.postgres_url) as url:
-                yield [*found, ("PostgreSQL", url)]
-        except Exception as exc:  # an unreachable server: say so, bench SQLite alone
-            if "CREATE DATABASE" not in str(exc) and "connect" not in str(exc).lower():
-                raise
-            print(f"PostgreSQL skipped: {str(exc).splitlines()[0]}", file=sys.stderr)
-            yield found
+        if not args.no_postgres:
+            try:
+                found.append(
+                    ("PostgreSQL", stack.enter_context(scratch_postgres(args.postgres_url)))
+                )
+            except OperationalError as exc:  # an unreachable server: say so, bench SQLite alone
+                print(f"PostgreSQL skipped: {str(exc).splitlines()[0]}", file=sys.stderr)
+        yield found
 
 
 def _seed(name: str, url: str, responses: int, now: datetime) -> Database:

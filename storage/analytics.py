@@ -18,6 +18,11 @@ Either way each grouped row carries the first day of its bucket (a `date`).
 Filters: answered in [since, until) (aware or naive UTC), flow, channel, touchpoint (of an
 invitation that opened the survey), and a segment: one key of the survey's context equal to a
 value (compared as text on both databases: `{"tier": 3}` matches "3").
+
+Each function is one statement. A breakdown reads the answers once (a materialised CTE) and
+groups them three ways: overall, the top values, and per top value. The shown sentiment label
+is joined by hash from the newest label rows on PostgreSQL, and looked up per text by index on
+SQLite (which would otherwise loop over the derived table for every text).
 """
 
 from __future__ import annotations
