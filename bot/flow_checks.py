@@ -470,15 +470,13 @@ def _operand_problem(ref: Question, op: str, value: Any) -> str | None:
     if op == "sentiment":
         if ref.type is not QuestionType.TEXT:
             return (
-                f"sentiment applies to text answers, but '{ref.id}' is a {ref.type.value}"
-                " question"
+                f"sentiment applies to text answers, but '{ref.id}' is a {ref.type.value} question"
             )
         labels = [value] if isinstance(value, str) else value
         wrong = [v for v in labels if v not in SENTIMENT_LABELS]
         if not labels or wrong:
             return (
-                f"sentiment = {_toml(value)}: use {', '.join(SENTIMENT_LABELS)}"
-                " (or a list of them)"
+                f"sentiment = {_toml(value)}: use {', '.join(SENTIMENT_LABELS)} (or a list of them)"
             )
         return None
     if op in _ORDERING:

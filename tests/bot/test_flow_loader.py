@@ -599,7 +599,8 @@ def when_flow(when: str, *, extra: str = "") -> str:
         ('{ question = "nps", in = [] }', "in = [] can never hold; list at least one value"),
         (
             '{ question = "nps" }',
-            "condition on 'nps' has no operator; add one of eq, ne, lt, lte, gt, gte, in, answered, sentiment",
+            "condition on 'nps' has no operator; add one of eq, ne, lt, lte, gt, gte, in,"
+            " answered, sentiment",
         ),
         ("{ all = [] }", "all = [] needs at least one condition"),
         ('{ question = "nope", answered = true }', "refers to unknown question 'nope'"),
