@@ -48,7 +48,14 @@ NOTE_PREVIEW = 500  # a note or reply quoted in an alert's history; the item kee
 HISTORY_NOTE_LIMITS = (NOTE_PREVIEW, 200, 60, 0)  # ... shorter while the history does not fit
 SCALE_ROW = 7  # a scale longer than this goes on two rows (NPS 0–5, 6–10)
 CSAT_FACES = {1: "😠", 2: "🙁", 3: "😐", 4: "🙂", 5: "😍"}
-ACTION_WORDS = {"acknowledged": "Acknowledged", "resolved": "Resolved", "replied": "Replied"}
+ACTION_WORDS = {
+    "acknowledged": "Acknowledged",
+    "resolved": "Resolved",
+    "replied": "Replied",
+    "assigned": "Assigned",
+    "reopened": "Reopened",
+    "label_corrected": "Label corrected",
+}
 Block = dict[str, Any]
 
 

@@ -49,6 +49,7 @@ from bot.turn_outbox import enqueue_message, uses_outbox
 from bot.waiting import wait_for_event
 from storage import review_queue as rq
 from storage.database import Database, Session, transaction
+from storage.label_corrections import shown_labels
 from storage.privacy import erased_external_id
 from storage.tables import ReviewItem, ReviewStatus
 
@@ -203,6 +204,8 @@ def review_card(
         who = f"{name} ({customer.external_id})" if name else customer.external_id
         scores: list[str] = []
         texts: list[tuple[str, str, str | None]] = []
+        # The label people see: a support agent's correction wins over the model's.
+        shown = shown_labels(session, answer_ids=[a.id for a in details.answers if a.id])
         for answer in details.answers:
             if answer.skipped:
                 continue
@@ -210,8 +213,12 @@ def review_card(
                 scale = f" of {answer.scale_max}" if answer.scale_max is not None else ""
                 scores.append(f"{answer.question_type.upper()} {answer.value_int}{scale}")
             elif answer.question_type == "text" and answer.value_text:
-                score = details.sentiment.get(answer.id or -1)
-                label = f"{score.label} {score.confidence:.0%}" if score is not None else None
+                seen = shown.get(answer.id or -1)
+                label = None
+                if seen is not None and seen.corrected_by is not None:
+                    label = f"{seen.label} (corrected)"
+                elif seen is not None and seen.label is not None:
+                    label = f"{seen.label} {seen.confidence or 0:.0%}"
                 texts.append((answer.question_id, answer.value_text, label))
         card = ReviewCard(
             review_id=review_id,

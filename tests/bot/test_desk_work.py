@@ -24,6 +24,7 @@ from bot.errors import (
     ReviewNotFoundError,
 )
 from bot.messages import SupportFormError
+from bot.reviews import review_card
 from bot.support_actions import reply_submitted
 from storage.database import open_database, transaction
 from storage.privacy import erase_customer
@@ -286,6 +287,10 @@ async def test_a_correction_keeps_the_models_label_and_shows_in_the_history(
         ANA,
     )
     assert text.corrected_at is not None and text.model_version == "v1"
+    # The Slack alert shows the corrected label too: one state, two views.
+    found = review_card(db, review_id=ann.review_id)
+    assert found is not None
+    assert [label for _, _, label in found[0].texts] == ["neutral (corrected)"]
     with pytest.raises(LabelCorrectionError, match="already"):
         await work.correct_label(answer, actor=BOB, label="neutral", review_id=ann.review_id)
     with pytest.raises(LabelCorrectionError, match="unknown"):
