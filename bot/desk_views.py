@@ -8,6 +8,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+# One review item as a line of the queue: storage builds it with exactly these fields.
+from storage.desk_queue import QueueRow
+
+__all__ = [
+    "HistoryEntry",
+    "ItemView",
+    "QueueFilter",
+    "QueuePage",
+    "QueueRow",
+    "ResponseTimes",
+    "TextLabel",
+    "TimelineEntry",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class QueueFilter:
@@ -28,28 +42,6 @@ class QueueFilter:
     order: str = "newest"  # newest / oldest_open (open first, oldest first)
     page: int = 1
     per_page: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class QueueRow:
-    """One review item as a line of the queue."""
-
-    id: int
-    created_at: datetime
-    status: str
-    customer: str
-    channel: str
-    flow_id: str
-    touchpoint: str | None
-    reasons: tuple[str, ...]
-    details: tuple[str, ...]
-    excerpt: str
-    scores: dict[str, int]
-    sentiment: str | None
-    confidence: float | None
-    low_confidence: bool
-    assignee: str | None
-    overdue: bool
 
 
 @dataclass(frozen=True, slots=True)

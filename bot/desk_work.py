@@ -22,7 +22,6 @@ from bot.desk_views import (
     ItemView,
     QueueFilter,
     QueuePage,
-    QueueRow,
     ResponseTimes,
     TextLabel,
     TimelineEntry,
@@ -155,9 +154,8 @@ class DeskWork:
             **{f.name: getattr(filt, f.name) for f in fields(QueueFilter)},
         )
         stored = await asyncio.to_thread(self._read_queue, query)
-        names = [f.name for f in fields(QueueRow)]
         return QueuePage(
-            rows=[QueueRow(**{n: getattr(r, n) for n in names}) for r in stored.rows],
+            rows=list(stored.rows),
             total=stored.total,
             page=filt.page,
             per_page=filt.per_page,

@@ -8,14 +8,13 @@ training data, and the before/after figures would flatter it.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from nlp.errors import EvalFileError
-from nlp.evaluation import LABELS
+from nlp.evaluation import check_label, jsonl_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,28 +43,12 @@ class FoldedCorrections:
 def read_corrections(path: str | os.PathLike[str]) -> list[Correction]:
     """Read a corrections file; EvalFileError names the file and line of the first bad row."""
     p = Path(path)
-    try:
-        raw = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalFileError(f"{p}: cannot read: {exc}") from exc
     rows: list[Correction] = []
-    # Split on "\n" only: str.splitlines() would also split on U+2028 inside JSON strings.
-    for lineno, line in enumerate(raw.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalFileError(f"{p}:{lineno}: not valid JSON: {exc.msg}") from exc
-        if not isinstance(record, dict):
-            raise EvalFileError(f"{p}:{lineno}: expected a JSON object")
-        text, label, source = record.get("text"), record.get("label"), record.get("source")
+    for lineno, record in jsonl_records(p):
+        text, source = record.get("text"), record.get("source")
         if not isinstance(text, str) or not text.strip():
             raise EvalFileError(f'{p}:{lineno}: "text" must be a non-empty string')
-        if label not in LABELS:
-            raise EvalFileError(
-                f'{p}:{lineno}: "label" must be one of {", ".join(LABELS)}, got {label!r}'
-            )
+        label = check_label(p, lineno, record.get("label"))
         if source is not None and not isinstance(source, str):
             raise EvalFileError(f'{p}:{lineno}: "source" must be a string when given')
         rows.append(Correction(text, label, source or f"{p.name}:{lineno}", lineno))

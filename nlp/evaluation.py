@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,14 @@ from nlp.errors import EvalFileError
 LABELS: tuple[str, ...] = tuple(label.value for label in Label)
 
 
-def read_eval_file(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """Read ``(text, label)`` rows; raises EvalFileError naming the file and line on bad input."""
+def jsonl_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line of a JSON Lines file; EvalFileError naming
+    the file and line when it cannot be read or a line is not a JSON object."""
     p = Path(path)
     try:
         raw = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise EvalFileError(f"{p}: cannot read: {exc}") from exc
-    rows: list[tuple[str, str]] = []
     # Split on "\n" only: str.splitlines() would also split on U+2028 inside JSON strings.
     for lineno, line in enumerate(raw.split("\n"), start=1):
         if not line.strip():
@@ -39,14 +39,27 @@ def read_eval_file(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
             raise EvalFileError(f"{p}:{lineno}: not valid JSON: {exc.msg}") from exc
         if not isinstance(record, dict):
             raise EvalFileError(f"{p}:{lineno}: expected a JSON object")
-        text, label = record.get("text"), record.get("label")
+        yield lineno, record
+
+
+def check_label(path: Path, lineno: int, label: object) -> str:
+    """`label` when it is one of LABELS, else EvalFileError naming the file and line."""
+    if label not in LABELS:
+        raise EvalFileError(
+            f'{path}:{lineno}: "label" must be one of {", ".join(LABELS)}, got {label!r}'
+        )
+    return str(label)
+
+
+def read_eval_file(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """Read ``(text, label)`` rows; raises EvalFileError naming the file and line on bad input."""
+    p = Path(path)
+    rows: list[tuple[str, str]] = []
+    for lineno, record in jsonl_records(p):
+        text = record.get("text")
         if not isinstance(text, str):
             raise EvalFileError(f'{p}:{lineno}: missing or non-string "text"')
-        if label not in LABELS:
-            raise EvalFileError(
-                f'{p}:{lineno}: "label" must be one of {", ".join(LABELS)}, got {label!r}'
-            )
-        rows.append((text, label))
+        rows.append((text, check_label(p, lineno, record.get("label"))))
     if not rows:
         raise EvalFileError(f"{p}: no rows")
     return rows

@@ -94,8 +94,8 @@ class QueueQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredRow:
-    """One queue line as stored (bot.desk_views.QueueRow has the same fields)."""
+class QueueRow:
+    """One review item as a line of the queue (bot.desk_views re-exports it)."""
 
     id: int
     created_at: datetime
@@ -119,7 +119,7 @@ class StoredRow:
 class StoredPage:
     """One page of the queue, its total and the per-facet counts and offered values."""
 
-    rows: list[StoredRow]
+    rows: list[QueueRow]
     total: int
     counts: dict[str, dict[str, int]]
     facets: dict[str, list[str]]
@@ -542,7 +542,7 @@ def _worst(labels: Iterable[ShownLabel]) -> ShownLabel | None:
 
 def queue_rows(
     session: Session, *, ids: Sequence[int], now: datetime, target: timedelta, low: float
-) -> list[StoredRow]:
+) -> list[QueueRow]:
     """The queue lines of these items, in the order of `ids` (four queries, whatever the page)."""
     if not ids:
         return []
@@ -569,7 +569,7 @@ def queue_rows(
     ]
     labels = shown_labels(session, answer_ids=texts)
     touchpoints = _touchpoints(session, conversation_ids)
-    rows: list[StoredRow] = []
+    rows: list[QueueRow] = []
     for review_id in ids:
         if review_id not in by_id:
             continue
@@ -584,7 +584,7 @@ def queue_rows(
         created = as_utc(item.created_at)
         assert created is not None
         rows.append(
-            StoredRow(
+            QueueRow(
                 id=review_id,
                 created_at=created,
                 status=item.status,
