@@ -48,6 +48,8 @@ def _classify(settings: Settings, args: argparse.Namespace) -> int:
         if args.json:
             row = {"text": text, "label": prediction.label.value, **_rounded(prediction.scores)}
             row["confidence"] = round(prediction.confidence, 4)
+            row["model"] = classifier.model_id
+            row["model_version"] = classifier.model_version
             print(json.dumps(row, ensure_ascii=False))
         else:
             print(f"{prediction.label.value:<8}\t{prediction.confidence:.3f}\t{text}")

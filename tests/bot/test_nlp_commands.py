@@ -23,6 +23,14 @@ def test_classify_prints_label_confidence_and_text(capsys: pytest.CaptureFixture
     assert all(0.34 <= float(p[1]) <= 1.0 for p in parsed)
 
 
+def test_classify_json_names_the_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nlp", "classify", "--json", "Worst service ever."]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["text"], row["label"]) == ("Worst service ever.", "negative")
+    assert row["model"] and row["model_version"].startswith("minilm-l6")
+    assert 0.34 <= row["confidence"] <= 1.0
+
+
 def test_eval_json_has_the_contract_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
