@@ -73,7 +73,9 @@ def live_file_flow_version(
     when it came from `flows publish` or a rollback (an unchanged file never undoes those).
     """
     latest = latest_flow_version(session, flow_id=flow_id)
-    if latest is None or latest.checksum == checksum:
+    if latest is not None and latest.checksum == checksum:
+        return latest  # the common case: one SELECT
+    if latest is None:
         return publish_flow_version(session, flow_id=flow_id, checksum=checksum, source=source)
     last_file = session.exec(
         select(FlowVersion)
