@@ -13,14 +13,12 @@ from sqlalchemy import Engine
 from storage.database import transaction
 from storage.tables import (
     Answer,
-    Conversation,
-    ConversationState,
-    Customer,
     Invitation,
     InvitationStatus,
     LabelCorrection,
     SentimentScore,
 )
+from tests.fakes.review_data import completed_survey
 
 SCALES = {"nps": (0, 10), "ces": (1, 7), "csat": (1, 5)}
 
@@ -54,24 +52,16 @@ class Responses:
         the conversation id. `label`: the model's; `corrected`: a person's later label."""
         self.count += 1
         with transaction(self.db) as s:
-            customer = Customer(channel=channel, external_id=f"analytics-{self.count}")
-            s.add(customer)
-            s.flush()
-            assert customer.id is not None
-            conversation = Conversation(
-                customer_id=customer.id,
+            customer, conversation = completed_survey(
+                s,
                 channel=channel,
-                flow_id=flow,
-                flow_version=1,
-                state=ConversationState.COMPLETED,
+                external_id=f"analytics-{self.count}",
+                flow=flow,
+                at=at,
                 context=context or {},
-                started_at=at - timedelta(minutes=2),
-                updated_at=at,
-                completed_at=at,
+                completed=True,
             )
-            s.add(conversation)
-            s.flush()
-            assert conversation.id is not None
+            assert customer.id is not None and conversation.id is not None
             common: dict[str, Any] = {
                 "conversation_id": conversation.id,
                 "customer_id": customer.id,

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from storage.database import transaction
+from storage.database import Session, transaction
 from storage.tables import (
     Answer,
     Conversation,
@@ -23,6 +23,42 @@ from storage.tables import (
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 MODEL_ID = "tests/sentiment-model"
+
+
+def completed_survey(
+    s: Session,
+    *,
+    channel: str,
+    external_id: str,
+    flow: str,
+    at: datetime,
+    context: dict[str, Any],
+    first_name: str | None = None,
+    customer_since: datetime | None = None,
+    completed: bool = False,
+) -> tuple[Customer, Conversation]:
+    """A new customer (created at `customer_since`, else now) and their completed survey
+    (started two minutes before `at`), flushed; `completed`: `at` is its completion time."""
+    customer = Customer(channel=channel, external_id=external_id, first_name=first_name)
+    if customer_since is not None:
+        customer.created_at = customer_since
+    s.add(customer)
+    s.flush()
+    assert customer.id is not None
+    conversation = Conversation(
+        customer_id=customer.id,
+        channel=channel,
+        flow_id=flow,
+        flow_version=1,
+        state=ConversationState.COMPLETED,
+        context=context,
+        started_at=at - timedelta(minutes=2),
+        updated_at=at,
+        completed_at=at if completed else None,
+    )
+    s.add(conversation)
+    s.flush()
+    return customer, conversation
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,25 +94,17 @@ def add_flagged(
 ) -> Flagged:
     """Store one flagged response (answered a minute after the survey started at `created_at`)."""
     with transaction(db) as s:
-        customer = Customer(
-            channel=channel, external_id=user, first_name=first_name, created_at=created_at
-        )
-        s.add(customer)
-        s.flush()
-        assert customer.id is not None
-        conversation = Conversation(
-            customer_id=customer.id,
+        customer, conversation = completed_survey(
+            s,
             channel=channel,
-            flow_id=flow,
-            flow_version=1,
-            state=ConversationState.COMPLETED,
+            external_id=user,
+            flow=flow,
+            at=created_at,
             context={"order_id": f"A-{user}"},
-            started_at=created_at - timedelta(minutes=2),
-            updated_at=created_at,
+            first_name=first_name,
+            customer_since=created_at,
         )
-        s.add(conversation)
-        s.flush()
-        assert conversation.id is not None
+        assert customer.id is not None and conversation.id is not None
         nps_answer = text_answer = None
         if nps is not None:
             nps_answer = _answer(s, conversation, "nps", "nps", str(nps), created_at, value=nps)
