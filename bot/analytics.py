@@ -19,6 +19,7 @@ Scope of each part:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -47,15 +48,16 @@ from storage.analytics import (
     KeyedCounts,
     LabelCount,
     ScoreCount,
-    breakdown_counts,
-    label_counts,
     nps_comments,
-    score_counts,
 )
+from storage.analytics_cache import KeptDay, labels_by_day, scores_by_day, store_days
 from storage.database import Database, Session
 from storage.desk_queue import percentile, response_times
+from storage.errors import StorageError
 from storage.invitation_reports import FunnelRow, funnel_counts
 from storage.snapshot_reads import read_together
+
+log = logging.getLogger(__name__)
 
 BREAKDOWNS = ("flow", "channel", "touchpoint")
 SEGMENT_PREFIX = "segment:"
@@ -407,6 +409,14 @@ def _times(session: Session, now: datetime) -> list[ResponseTimes]:
     return found
 
 
+def _keep(db: Database, days: list[KeptDay], *, now: datetime) -> None:
+    """Keep the closed days this read counted; a failure only costs the next read a recount."""
+    try:
+        store_days(db, days, now=now)
+    except StorageError as exc:
+        log.warning("analytics days not kept: %s", exc)
+
+
 def build_analytics(
     db: Database, filt: AnalyticsFilter, *, now: datetime, min_n: int = MIN_N
 ) -> Analytics:
@@ -427,34 +437,38 @@ def build_analytics(
     )
     breakdown_name, segment_key = _breakdown_spec(filt)
 
-    def scores(session: Session) -> KeyedCounts:
-        if breakdown_name is None:
-            return KeyedCounts(score_counts(session, query), [], [])
-        return breakdown_counts(
+    def scores(session: Session) -> tuple[KeyedCounts, list[KeptDay]]:
+        return scores_by_day(
             session,
             query,
+            now,
             breakdown=breakdown_name,
             segment_key=segment_key,
             limit=BREAKDOWN_LIMIT,
         )
 
     def funnel(session: Session) -> list[FunnelRow]:
-        rows = funnel_counts(session, flow_id=filt.flow, channel=filt.channel)
+        rows = funnel_counts(
+            session, flow_id=filt.flow, channel=filt.channel, since=start, until=end
+        )
         return [r for r in rows if filt.touchpoint is None or r.touchpoint == filt.touchpoint]
 
     # One snapshot for every figure of the page, read side by side where the database can:
     # the slowest reads first.
-    counted, funnel_rows, labels, detractors, promoters, times = read_together(
-        db,
-        [
-            scores,
-            funnel,
-            lambda s: label_counts(s, query),
-            lambda s: nps_comments(s, query, group="detractors", limit=COMMENT_LIMIT),
-            lambda s: nps_comments(s, query, group="promoters", limit=COMMENT_LIMIT),
-            lambda s: _times(s, now),
-        ],
+    (counted, kept_scores), funnel_rows, (labels, kept_labels), detractors, promoters, times = (
+        read_together(
+            db,
+            [
+                scores,
+                funnel,
+                lambda s: labels_by_day(s, query, now),
+                lambda s: nps_comments(s, query, group="detractors", limit=COMMENT_LIMIT),
+                lambda s: nps_comments(s, query, group="promoters", limit=COMMENT_LIMIT),
+                lambda s: _times(s, now),
+            ],
+        )
     )
+    _keep(db, [*kept_scores, *kept_labels], now=now)
     trend = trend_from_counts(
         _buckets(counted.overall),
         by=filt.by,

@@ -1,4 +1,5 @@
-"""Periodic clean-up run by `cxbot serve`: forgetting old platform event ids.
+"""Periodic clean-up run by `cxbot serve`: forgetting old platform event ids, and analytics
+days kept for filters nobody has asked for in a month (`storage.analytics_cache`).
 
 Event ids are kept so that a redelivered update is handled once (`storage.inbound`). Slack
 retries within minutes and Telegram keeps an update for 24 hours, so a few days cover every
@@ -14,6 +15,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from bot.privacy import expire_old_text
+from storage.analytics_cache import forget_days
 from storage.database import Database, transaction
 from storage.inbound import forget_inbound_events
 from storage.inbox import forget_processed_updates
@@ -41,6 +43,13 @@ def forget_old_event_ids(db: Database, *, now: datetime | None = None) -> int:
         )
 
 
+def forget_kept_analytics(db: Database, *, now: datetime | None = None) -> int:
+    """Delete analytics days kept more than `storage.analytics_cache.KEEP_DAYS` ago (the next
+    page that needs one counts it again); how many."""
+    with transaction(db) as session:
+        return forget_days(session, now=now or datetime.now(UTC))
+
+
 async def run_housekeeping(
     db: Database, *, interval: float = INTERVAL_SECONDS, text_retention_days: int = 0
 ) -> None:
@@ -60,4 +69,7 @@ async def run_housekeeping(
                 forgotten,
                 EVENT_ID_RETENTION,
             )
+        dropped = await asyncio.to_thread(forget_kept_analytics, db)
+        if dropped:
+            log.info("forgot %d kept analytics days", dropped)
         await asyncio.sleep(interval)

@@ -19,18 +19,21 @@ Filters: answered in [since, until) (aware or naive UTC), flow, channel, touchpo
 invitation that opened the survey), and a segment: one key of the survey's context equal to a
 value (compared as text on both databases: `{"tier": 3}` matches "3").
 
-Each function is one statement. A breakdown reads the answers once (a materialised CTE) and
-groups them three ways: overall, the top values, and per top value. The shown sentiment label
-is joined by hash from the newest label rows on PostgreSQL, and looked up per text by index on
-SQLite (which would otherwise loop over the derived table for every text).
+Each function is one statement. A breakdown groups by its value too (every value:
+`top_keys` picks the ones with most answers in Python). The shown sentiment label
+and a survey's touchpoint are looked up per answer by index: the analytics page counts a few
+days at a time (`storage.analytics_cache` keeps closed days), where a hash join would read every
+label and invitation.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -48,7 +51,6 @@ from sqlalchemy import (
     literal,
     null,
     select,
-    union_all,
 )
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
@@ -79,9 +81,9 @@ class AnalyticsQuery:
     segment: tuple[str, str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreCount:
-    """How many score answers share a bucket, breakdown value, type, value and scale."""
+class ScoreCount(NamedTuple):
+    """How many score answers share a bucket, breakdown value, type, value and scale (a named
+    tuple: a year of a breakdown by day is tens of thousands of them, made fast)."""
 
     bucket: date
     question_type: str
@@ -92,8 +94,7 @@ class ScoreCount:
     key: str | None = None  # the breakdown value (None: no breakdown, or the survey has none)
 
 
-@dataclass(frozen=True, slots=True)
-class LabelCount:
+class LabelCount(NamedTuple):
     """How many text answers of a bucket show one sentiment label (or "unlabelled")."""
 
     bucket: date
@@ -252,29 +253,17 @@ def _breakdown_source(stmt: Select[Any], breakdown: str, segment_key: str | None
         return stmt, col(Answer.channel)
     if breakdown == "touchpoint":
         # One touchpoint per survey, as the desk names it: the smallest of its invitations'.
-        opened = (
-            select(
-                col(Invitation.conversation_id).label("conversation_id"),
-                func.min(Invitation.touchpoint).label("touchpoint"),
-            )
-            .where(col(Invitation.conversation_id).is_not(None))
-            .group_by(col(Invitation.conversation_id))
-            .subquery("opened")
+        # Looked up per answer by index: the page counts days a few at a time (kept days).
+        touchpoint = (
+            select(func.min(Invitation.touchpoint))
+            .where(col(Invitation.conversation_id) == col(Answer.conversation_id))
+            .correlate(Answer)
+            .scalar_subquery()
         )
-        joined = stmt.outerjoin(opened, opened.c.conversation_id == col(Answer.conversation_id))
-        return joined, opened.c.touchpoint
+        return stmt, touchpoint
     if breakdown == "segment" and segment_key:
-        # Each survey's value read from its context once (a JSON parse), not once per answer.
-        segments = (
-            select(
-                col(Conversation.id).label("id"),
-                _context_value(col(Conversation.context), segment_key).label("value"),
-            )
-            .cte("segments")
-            .prefix_with("MATERIALIZED")
-        )
-        joined = stmt.join(segments, segments.c.id == col(Answer.conversation_id))
-        return joined, segments.c.value
+        joined = stmt.join(Conversation, col(Conversation.id) == col(Answer.conversation_id))
+        return joined, _context_value(col(Conversation.context), segment_key)
     raise ValueError(f"unknown breakdown {breakdown!r}")
 
 
@@ -314,6 +303,60 @@ class KeyedCounts:
     by_key: list[ScoreCount]
 
 
+def keyed_score_counts(
+    session: Session,
+    query: AnalyticsQuery,
+    *,
+    breakdown: str | None = None,
+    segment_key: str | None = None,
+) -> list[ScoreCount]:
+    """`score_counts` per value of a breakdown (flow, channel, touchpoint, or the segment key's
+    value), every value; `key` None without a breakdown, or for a survey without a value (not
+    invited, no such key)."""
+    scored_columns = select(*_scored(session, query)).select_from(Answer)
+    if breakdown is None:
+        stmt, key = scored_columns, null()
+    else:
+        stmt, key = _breakdown_source(scored_columns, breakdown, segment_key)
+    inner = stmt.add_columns(key.label("key")).where(*_score_filters(query)).subquery("scored")
+    keys = [inner.c.bucket, inner.c.question_type, inner.c.value, inner.c.scale_min]
+    keys += [inner.c.scale_max, inner.c.key]
+    grouped = select(*keys, func.count().label("n")).group_by(*keys)
+    return [
+        ScoreCount(
+            _as_date(bucket),
+            str(kind),
+            int(value),
+            low,
+            high,
+            int(n),
+            None if name is None else str(name),
+        )
+        for bucket, kind, value, low, high, name, n in session.execute(grouped)
+    ]
+
+
+def top_keys(rows: Iterable[ScoreCount], *, limit: int = 8) -> KeyedCounts:
+    """Keyed counts (`keyed_score_counts`) as `KeyedCounts`: summed over the keys, the `limit`
+    keys with the most answers (most first, then by name), and those keys' rows."""
+    rows = list(rows)
+    totals: dict[tuple[Any, ...], int] = defaultdict(int)
+    per_key: dict[str | None, int] = defaultdict(int)
+    for r in rows:
+        totals[(r.bucket, r.question_type, r.value, r.scale_min, r.scale_max)] += r.n
+        per_key[r.key] += r.n
+    tops = sorted(per_key.items(), key=lambda item: (-item[1], item[0] or ""))[:limit]
+    chosen = {key for key, _ in tops}
+    return KeyedCounts(
+        overall=[
+            ScoreCount(bucket, kind, value, low, high, n)
+            for (bucket, kind, value, low, high), n in totals.items()
+        ],
+        keys=[KeyCount(key, n) for key, n in tops],
+        by_key=[r for r in rows if r.key in chosen],
+    )
+
+
 def breakdown_counts(
     session: Session,
     query: AnalyticsQuery,
@@ -322,54 +365,10 @@ def breakdown_counts(
     segment_key: str | None = None,
     limit: int = 8,
 ) -> KeyedCounts:
-    """`score_counts` overall and per value of a breakdown (flow, channel, touchpoint, or the
-    segment key's value) for its `limit` values with the most answers, in one statement: the
-    answers are read once (a materialised CTE), then grouped three ways. A survey without a
-    value (not invited, no such key) counts under None."""
-    scored_columns = select(*_scored(session, query)).select_from(Answer)
-    stmt, key = _breakdown_source(scored_columns, breakdown, segment_key)
-    scored = (
-        stmt.add_columns(key.label("key"))
-        .where(*_score_filters(query))
-        .cte("scored")
-        .prefix_with("MATERIALIZED")  # read once, grouped three times
-    )
-    tops = (
-        select(scored.c.key, func.count().label("n"))
-        .group_by(scored.c.key)
-        .order_by(func.count().desc(), func.coalesce(scored.c.key, ""))
-        .limit(limit)
-        .cte("tops")
-    )
-    figures = [
-        scored.c.bucket,
-        scored.c.question_type,
-        scored.c.value,
-        scored.c.scale_min,
-        scored.c.scale_max,
-    ]
-    overall = select(
-        literal("all").label("part"), null().label("key"), *figures, func.count().label("n")
-    ).group_by(*figures)
-    per_key = (
-        select(literal("key"), scored.c.key, *figures, func.count())
-        .join_from(scored, tops, scored.c.key.is_not_distinct_from(tops.c.key))
-        .group_by(scored.c.key, *figures)
-    )
-    nothing = [null()] * len(figures)
-    top_rows = select(literal("top"), tops.c.key, *nothing, tops.c.n)
-    found = KeyedCounts([], [], [])
-    for part, value, bucket, kind, number, low, high, n in session.execute(
-        union_all(overall, per_key, top_rows)
-    ):
-        name = None if value is None else str(value)
-        if part == "top":
-            found.keys.append(KeyCount(name, int(n)))
-            continue
-        row = ScoreCount(_as_date(bucket), str(kind), int(number), low, high, int(n), name)
-        (found.overall if part == "all" else found.by_key).append(row)
-    found.keys.sort(key=lambda k: (-k.n, k.key or ""))
-    return found
+    """`score_counts` overall and per value of a breakdown for its `limit` values with the most
+    answers (`keyed_score_counts`, then `top_keys`)."""
+    keyed = keyed_score_counts(session, query, breakdown=breakdown, segment_key=segment_key)
+    return top_keys(keyed, limit=limit)
 
 
 # -- sentiment ----------------------------------------------------------------------------------
@@ -391,38 +390,17 @@ def _text_filters(answer: Any, query: AnalyticsQuery) -> list[ColumnElement[bool
     return [answer.question_type == TEXT_TYPE, *_filters(answer, query)]
 
 
-def _newest_labels(model: Any, label: Any) -> Any:
-    """Each answer's newest row of `model` (highest id) as a derived table (answer_id, label):
-    PostgreSQL joins it by hash, once for all texts."""
-    newest = (
-        select(model.answer_id.label("answer_id"), func.max(model.id).label("id"))
-        .group_by(model.answer_id)
-        .subquery()
-    )
-    return (
-        select(newest.c.answer_id, label.label("label"))
-        .join_from(newest, model, model.id == newest.c.id)
-        .subquery()
-    )
-
-
 def label_counts(session: Session, query: AnalyticsQuery) -> list[LabelCount]:
     """Text answers counted by bucket and the label people see: the newest correction, else the
     newest model label, else "unlabelled"."""
+    # Index lookups per text: the page counts a few days at a time (kept days), where joining
+    # every answer's newest label by hash would read all of them.
     texts = select().select_from(Answer)
-    if session.get_bind().dialect.name == "postgresql":
-        score = _newest_labels(SentimentScore, col(SentimentScore.label))
-        fix = _newest_labels(LabelCorrection, col(LabelCorrection.new_label))
-        shown = func.coalesce(fix.c.label, score.c.label, UNLABELLED)
-        texts = texts.outerjoin(score, score.c.answer_id == col(Answer.id)).outerjoin(
-            fix, fix.c.answer_id == col(Answer.id)
-        )
-    else:  # SQLite would loop over a derived table for every text: index lookups instead
-        shown = func.coalesce(
-            _newest_label(LabelCorrection, col(LabelCorrection.new_label)),
-            _newest_label(SentimentScore, col(SentimentScore.label)),
-            UNLABELLED,
-        )
+    shown = func.coalesce(
+        _newest_label(LabelCorrection, col(LabelCorrection.new_label)),
+        _newest_label(SentimentScore, col(SentimentScore.label)),
+        UNLABELLED,
+    )
     inner = (
         texts.add_columns(
             _bucket_expr(session, query, col(Answer.answered_at)).label("bucket"),

@@ -15,6 +15,7 @@ delivered whatever else is known.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, exists, func, literal, or_
@@ -159,11 +160,17 @@ def _still_queued() -> Any:
 
 
 def funnel_counts(
-    session: Session, *, flow_id: str | None = None, channel: str | None = None
+    session: Session,
+    *,
+    flow_id: str | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[FunnelRow]:
     """Invitations counted by touchpoint, flow, channel, status and reason, with how many were
     delivered, started and completed (each step includes the next: a completed survey was
-    started, a started one delivered); optionally for one flow or channel."""
+    started, a started one delivered); optionally for one flow or channel, and for invitations
+    created in [since, until)."""
     sent = and_(
         _INVITATION.c.status == InvitationStatus.SENT,
         _CONVERSATION.c.id.is_not(None),
@@ -201,6 +208,10 @@ def funnel_counts(
         stmt = stmt.where(_INVITATION.c.flow_id == flow_id)
     if channel is not None:
         stmt = stmt.where(_INVITATION.c.channel == channel)
+    if since is not None:
+        stmt = stmt.where(_INVITATION.c.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(_INVITATION.c.created_at < until)
     return [
         FunnelRow(
             touchpoint=row.touchpoint,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -189,11 +189,13 @@ class SentimentScore(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     answer_id: int = Field(foreign_key="answer.id", index=True)
-    label: str = Field(max_length=16)  # negative / neutral / positive
-    confidence: float
+    label: str = Field(max_length=16)  # negative / neutral / positive / unclassified
+    confidence: float  # 0.0 for unclassified (no model for the language)
     model_id: str = Field(max_length=256)
     model_version: str = Field(max_length=64)
     scored_at: datetime = Field(default_factory=utcnow)
+    # ISO 639-1 code of the text's detected language; None for labels from before 0012.
+    language: str | None = Field(default=None, max_length=8)
 
 
 class InboundEvent(SQLModel, table=True):
@@ -472,3 +474,29 @@ class WebSecret(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     value: str = Field(max_length=256)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class AnalyticsStamp(SQLModel, table=True):
+    """How often the answers of one UTC day changed after the day was over: bumped by database
+    triggers (migration 0013) on every change the analytics page counts — a label, a
+    correction, an erasure, a late-arriving answer. A cached day is valid while the stamps of
+    the UTC days it overlaps are what they were when it was computed."""
+
+    day: date = Field(primary_key=True)
+    version: int = 0
+
+
+class AnalyticsDay(SQLModel, table=True):
+    """One closed local day of one analytics figure (`kind`: scores, labels) under one filter
+    (`signature`) in one time zone: the day's grouped counts as JSON, and the stamps they were
+    read with (`storage.analytics_cache`)."""
+
+    __table_args__ = (UniqueConstraint("zone", "signature", "day", name="uq_analytics_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    zone: str = Field(max_length=64)
+    signature: str = Field(max_length=64)  # sha256 of the figure and its filters
+    day: date
+    stamp: int
+    counts: str  # JSON
+    computed_at: datetime = Field(default_factory=utcnow)

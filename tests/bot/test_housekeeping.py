@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import col, select
 
 from bot.app import App
-from bot.housekeeping import EVENT_ID_RETENTION, forget_old_event_ids
+from bot.housekeeping import EVENT_ID_RETENTION, forget_kept_analytics, forget_old_event_ids
 from storage import outbox as out_q
+from storage.analytics_cache import KEEP_DAYS, KeptDay, store_days
 from storage.database import transaction
 from storage.inbound import record_inbound_event
 from storage.inbox import NewUpdate, record_updates
-from storage.tables import InboundEvent, InboxUpdate, OutboxMessage
+from storage.tables import AnalyticsDay, InboundEvent, InboxUpdate, OutboxMessage
 
 
 def remembered(app: App) -> list[str]:
@@ -62,3 +63,13 @@ def test_processed_updates_and_finished_messages_are_forgotten_pending_ones_kept
     with transaction(any_db_app.db) as s:
         assert [u.event_key for u in s.exec(select(InboxUpdate))] == ["3"]
         assert [m.id for m in s.exec(select(OutboxMessage))] == [waiting]
+
+
+def test_analytics_days_kept_a_month_ago_are_forgotten(any_db_app: App) -> None:
+    now = datetime.now(UTC)
+    kept = [KeptDay("UTC", "sig", date(2026, 11, day), 0, "[]") for day in (1, 2, 3)]
+    store_days(any_db_app.db, kept[:2], now=now - timedelta(days=KEEP_DAYS, seconds=1))
+    store_days(any_db_app.db, kept[2:], now=now - timedelta(days=1))
+    assert forget_kept_analytics(any_db_app.db, now=now) == 2
+    with transaction(any_db_app.db) as s:
+        assert [d.day for d in s.exec(select(AnalyticsDay))] == [date(2026, 11, 3)]
