@@ -16,6 +16,13 @@ segment, review items with response times), then times:
   comments emptied (a server's first view), the others find the comments analysed already;
 - a full CSV export (`bot.response_export`) written to a sink that drops the text.
 
+The page keeps closed days' counts (`storage.analytics_cache`). The "first" column is a
+variant's first call (nothing kept: every day counted, then kept). Before every round a support
+user corrects the label of one comment of an old day, chosen at random, so each timed call
+recounts that day, as on a desk where labels are being corrected. The "full count" column is the
+baseline in the same run: the page with nothing kept, every call (`--cold-rounds` calls, the kept
+days deleted before each).
+
 Calls are interleaved (each round runs every variant on every database in turn) and repeated;
 prints p50 / p99 in ms per variant, rows/s of the export, and the target: p99 of the page under
 500 ms on PostgreSQL (exit 1 when missed).
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import random
 import statistics
 import sys
 import tempfile
@@ -36,7 +44,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO, cast
 
+from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
+from sqlmodel import col
 
 from bot.analytics import AnalyticsFilter, build_analytics
 from bot.comment_terms import forget_terms, stop_words
@@ -47,6 +57,7 @@ from storage.database import Database, open_database, transaction
 from storage.desk_seed import scratch_postgres, vacuum_analyze
 from storage.errors import StorageError
 from storage.response_export import ResponseFilter
+from storage.tables import AnalyticsDay, Answer, LabelCorrection
 
 ZONE = "Europe/Berlin"
 
@@ -129,12 +140,40 @@ def _seed(name: str, url: str, responses: int, now: datetime) -> Database:
     return db
 
 
-def _time_page(db: Database, variant: Variant, now: datetime, *, first: bool = False) -> float:
+def _time_page(
+    db: Database, variant: Variant, now: datetime, *, first: bool = False, cold: bool = False
+) -> float:
     if first:
         forget_terms()  # as on a server's first page view: every comment analysed
+    if cold:
+        with transaction(db) as session:
+            session.execute(delete(AnalyticsDay))
     started = time.perf_counter()
     build_analytics(db, variant.filter, now=now)
     return (time.perf_counter() - started) * 1000
+
+
+def _correct_an_old_label(db: Database, rng: random.Random, now: datetime) -> None:
+    """A support user corrects one comment's label on a random day between 3 and 360 days ago
+    (the triggers stamp that day: the next page recounts it)."""
+    day_start = now - timedelta(days=rng.randint(3, 360))
+    with transaction(db) as session:
+        answer_id = session.scalars(
+            select(col(Answer.id))
+            .where(
+                col(Answer.question_type) == "text",
+                col(Answer.answered_at) >= day_start,
+                col(Answer.answered_at) < day_start + timedelta(days=1),
+            )
+            .limit(1)
+        ).first()
+        if answer_id is not None:
+            label = rng.choice(["negative", "neutral", "positive"])
+            session.add(
+                LabelCorrection(
+                    answer_id=answer_id, old_label="unlabelled", new_label=label, actor="bench"
+                )
+            )
 
 
 def _time_export(db: Database) -> tuple[float, int]:
@@ -152,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20, help="timed calls per page variant")
     parser.add_argument("--exports", type=int, default=3, help="timed full exports per database")
     parser.add_argument(
+        "--cold-rounds", type=int, default=3, help="timed calls with nothing kept (baseline)"
+    )
+    parser.add_argument(
         "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test"
     )
     parser.add_argument("--no-postgres", action="store_true")
@@ -159,8 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.responses, args.rounds, args.exports = 10_000, min(args.rounds, 8), 1
-    if args.responses < 1 or args.rounds < 1 or args.exports < 0:
-        parser.error("--responses and --rounds must be positive, --exports not negative")
+        args.cold_rounds = min(args.cold_rounds, 2)
+    if args.responses < 1 or args.rounds < 1 or args.exports < 0 or args.cold_rounds < 0:
+        parser.error(
+            "--responses and --rounds must be positive, --exports and --cold-rounds not negative"
+        )
     now = datetime.now(UTC)
     variants = _variants(now.date())
     stop_words()  # load scikit-learn and the stop lists once, as a running server has
@@ -168,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     exports: dict[str, list[tuple[float, int]]] = {}
     names: list[str] = []
     firsts: dict[tuple[str, str], float] = {}
+    colds: dict[tuple[str, str], list[float]] = {}
+    rng = random.Random(16)
     try:
         with _databases(args) as urls, ExitStack() as open_dbs:
             names = [name for name, _ in urls]
@@ -182,9 +229,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"timing {args.rounds} rounds of {len(variants)} pages", file=sys.stderr)
             for _ in range(args.rounds):
                 for name, db in dbs:
+                    _correct_an_old_label(db, rng, now)
                     for variant in variants:
                         sample = _time_page(db, variant, now)
                         pages.setdefault((name, variant.name), []).append(sample)
+            print(f"timing {args.cold_rounds} rounds with nothing kept", file=sys.stderr)
+            for _ in range(args.cold_rounds):
+                for name, db in dbs:
+                    for variant in variants:
+                        sample = _time_page(db, variant, now, cold=True)
+                        colds.setdefault((name, variant.name), []).append(sample)
             for i in range(args.exports):
                 for name, db in dbs:
                     print(f"{name}: export {i + 1}/{args.exports}", file=sys.stderr)
@@ -192,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return _report(args, dbs_names=names, pages=pages, firsts=firsts, exports=exports)
+    return _report(args, dbs_names=names, pages=pages, firsts=firsts, colds=colds, exports=exports)
 
 
 def _report(
@@ -201,6 +255,7 @@ def _report(
     dbs_names: list[str],
     pages: dict[tuple[str, str], list[float]],
     firsts: dict[tuple[str, str], float],
+    colds: dict[tuple[str, str], list[float]],
     exports: dict[str, list[tuple[float, int]]],
 ) -> int:
     print(
@@ -210,15 +265,20 @@ def _report(
     worst: dict[str, float] = {}
     for name in dbs_names:
         print(f"\n{name}")
-        print(f"  {'page':<44} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'first ms':>9}")
+        print(
+            f"  {'page':<44} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'first ms':>9} "
+            f"{'full count p50':>15}"
+        )
         for (db_name, variant), samples in pages.items():
             if db_name != name:
                 continue
             p99 = _percentile(samples, 0.99)
             worst[name] = max(worst.get(name, 0.0), p99)
+            cold = colds.get((name, variant))
+            baseline = f"{statistics.median(cold):15.1f}" if cold else f"{'–':>15}"
             print(
                 f"  {variant:<44} {_percentile(samples, 0.5):8.1f} {p99:8.1f} "
-                f"{statistics.fmean(samples):8.1f} {firsts[(name, variant)]:9.1f}"
+                f"{statistics.fmean(samples):8.1f} {firsts[(name, variant)]:9.1f} {baseline}"
             )
         runs = exports.get(name, [])
         if runs:
