@@ -63,10 +63,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+READ_ONLY = "cxbot_read_only"  # execution option of `read_transaction`'s connection
+
+
 def _sqlite_begin(conn: Any) -> None:
     # IMMEDIATE takes the write lock up front: two turns never both read and then fail to upgrade
-    # to writing (SQLITE_BUSY); the second waits up to busy_timeout instead.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # to writing (SQLITE_BUSY); the second waits up to busy_timeout instead. A read-only
+    # transaction begins deferred: in WAL mode it reads a snapshot and locks out no writer.
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
@@ -160,6 +167,20 @@ def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
         return nullcontext()
     with _LOCKS_GUARD:
         return _SQLITE_LOCKS.setdefault(engine, threading.RLock())
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Session]:
+    """A session for reads only, on one snapshot, that holds back no writer: on SQLite a
+    deferred transaction without the process's writer lock (WAL readers see the database as of
+    their first read), on PostgreSQL a plain transaction. Nothing is committed."""
+    with engine.connect() as raw:
+        conn = raw.execution_options(**{READ_ONLY: True})
+        with Session(bind=conn, expire_on_commit=False) as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
 
 @contextmanager

@@ -11,7 +11,7 @@ spends seconds compiling: the invitation funnel's subplans cross its cost thresh
 get 32 MB of memory instead of spilling to disk at 4 MB.
 
 SQLite has one writer and little to gain from threads: the reads run one after another in one
-transaction, which is one snapshot already.
+read-only transaction (`read_transaction`: a WAL snapshot that holds back no writer).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session
 
-from storage.database import transaction
+from storage.database import read_transaction
 
 T = TypeVar("T")
 # What pg_export_snapshot() returns ("00000003-0000001B-1"): checked before it is put in SQL.
@@ -52,7 +52,7 @@ def _imported(engine: Engine, snapshot: str, read: Callable[[Session], T]) -> T:
 def read_together(engine: Engine, reads: Sequence[Callable[[Session], Any]]) -> list[Any]:
     """Each read's result, in order, every read seeing the same snapshot (module doc)."""
     if engine.dialect.name != "postgresql" or len(reads) < 2:
-        with transaction(engine) as session:
+        with read_transaction(engine) as session:
             if engine.dialect.name == "postgresql":
                 _settings(session)
             return [read(session) for read in reads]
