@@ -31,6 +31,7 @@ prints p50 / p99 in ms per variant, rows/s of the export, and the target: p99 of
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import random
 import statistics
@@ -209,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(UTC)
     variants = _variants(now.date())
     stop_words()  # load scikit-learn and the stop lists once, as a running server has
+    gc.collect()
+    gc.freeze()  # as `cxbot serve` does after start-up (bot.serve.run_serve)
     pages: dict[tuple[str, str], list[float]] = {}
     exports: dict[str, list[tuple[float, int]]] = {}
     names: list[str] = []
