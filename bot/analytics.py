@@ -62,8 +62,9 @@ log = logging.getLogger(__name__)
 BREAKDOWNS = ("flow", "channel", "touchpoint")
 SEGMENT_PREFIX = "segment:"
 BREAKDOWN_LIMIT = 8  # values with the most answers; the rest are summed in `other_n`
-COMMENT_LIMIT = 5000  # newest comments per NPS group read for their words
-LABELS = ("negative", "neutral", "positive", UNLABELLED)
+COMMENT_LIMIT = 2000  # newest comments per NPS group read for their words (a sample: see README)
+# "unclassified": a text in a language without a sentiment model (nlp.routing), its own label.
+LABELS = ("negative", "neutral", "positive", "unclassified", UNLABELLED)
 RESPONSE_WINDOWS = (7, 30)  # days
 # A context key as cxbot stores them (`cxbot invite --context KEY=VALUE`, the API's context).
 _KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

@@ -31,6 +31,7 @@ from bot.flow_loader import validate_files
 from bot.invitation_report import format_sections, invitation_sections
 from bot.metrics import build_report, format_report
 from bot.nlp_options import add_corrections_command, add_train_options
+from bot.onnx_commands import add_export_onnx_command
 from bot.privacy_commands import add_privacy_commands, customers_command
 from bot.report_commands import add_trend_arguments, trend_command
 from bot.sentiment_worker import SentimentWorker
@@ -108,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("file", type=Path, metavar="FILE.jsonl")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument(
+        "--language",
+        default=None,
+        metavar="CODE",
+        help="evaluate this language's model (default: [sentiment] default_language's)",
+    )
     train = nlp_sub.add_parser(
         "train", parents=[common], help="rebuild the shipped model from the shipped corpus"
     )
@@ -123,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         "score", parents=[common], help="label every stored text answer not labelled yet"
     )
     add_corrections_command(nlp_sub, common)
+    add_export_onnx_command(nlp_sub, common)
     add_channel_commands(sub, common, _key_value)
     add_api_commands(sub, common)
     add_privacy_commands(sub, common)

@@ -133,6 +133,11 @@ class SentimentSettings(_Section):
     model: str = ""
     # Only with this set may a hub id be downloaded (never in the default path).
     allow_download: bool = False
+    # "onnx": the shipped model (and `cxbot nlp train` folders) on ONNX Runtime, exported on
+    # first need into `onnx_cache_dir`; "torch": on torch. Other models always run on torch.
+    backend: Literal["onnx", "torch"] = "onnx"
+    # Empty: $CXBOT_CACHE_DIR, else $XDG_CACHE_HOME/cxbot, else ~/.cache/cxbot.
+    onnx_cache_dir: str = ""
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
     # How long the worker waits to fill a batch before classifying what it has.
     max_wait_seconds: Annotated[float, Field(ge=0.0, le=60.0)] = 0.5
@@ -146,6 +151,28 @@ class SentimentSettings(_Section):
     # most this long for the model while the model is still loading; without a label in time,
     # the condition is judged on the survey's score instead (bot/sentiment_branch.py).
     branch_wait_seconds: Annotated[float, Field(ge=0.0, le=30.0)] = 2.0
+    # One model per language (ISO 639-1 code → "shipped" or a model folder / hub id); `model`
+    # above is the default language's. A text in a language without a model is stored as
+    # `unclassified` with its language (nlp/routing.py).
+    models: dict[str, str] = Field(default_factory=dict)
+    # Languages told apart (nlp/language.py); every language of `models` is added. Short or
+    # unsure texts count as `default_language`.
+    languages: list[str] = Field(default_factory=lambda: ["en", "es", "de", "fr", "it", "pt", "nl"])
+    default_language: str = "en"
+
+    @field_validator("models", "languages", "default_language")
+    @classmethod
+    def _check_language_codes(cls, value: Any) -> Any:
+        codes = value if isinstance(value, list) else [value] if isinstance(value, str) else value
+        for code in codes:
+            if not re.fullmatch(r"[a-z]{2}", code):
+                raise ValueError(f"{code!r} is not a two-letter language code (ISO 639-1)")
+        return value
+
+    def language_models(self) -> dict[str, str]:
+        """Language → model: the default language gets `model` (or the shipped one) unless
+        `models` names it."""
+        return {self.default_language: self.model or "shipped", **self.models}
 
 
 class ServerSettings(_Section):
@@ -509,7 +536,11 @@ def _endpoint_label(data: dict[str, Any], index: int) -> str:
 
 
 def _coerce_env(value: str, field_annotation: Any) -> Any:
-    """Environment values are strings; lists are comma-separated, the rest pydantic coerces."""
+    """Environment values are strings; lists are comma-separated, tables `key=value` pairs
+    (`de=/models/de,es=shipped`), the rest pydantic coerces."""
+    if "dict" in str(field_annotation):
+        pairs = [part.partition("=") for part in value.split(",") if part.strip()]
+        return {k.strip(): v.strip() for k, sep, v in pairs} if all(p[1] for p in pairs) else value
     if "list" in str(field_annotation):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value

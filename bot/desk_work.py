@@ -47,7 +47,7 @@ STATUSES = (
     ReviewStatus.RESOLVED.value,
     dq.UNRESOLVED,
 )
-SENTIMENTS = (*dq.LABELS, dq.UNLABELLED)
+SENTIMENTS = (*dq.LABELS, dq.UNCLASSIFIED, dq.UNLABELLED)
 MAX_PER_PAGE = 500
 MAX_TEXT = 4000  # a reply or note longer than this is refused, not cut
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bot.app import build_app, command_settings
 from bot.config import SentimentSettings, Settings
 from bot.errors import CxbotError
-from bot.sentiment_worker import SentimentWorker, default_loader
+from bot.sentiment_worker import SentimentWorker, default_loader, model_loader
 from nlp.classifier import SentimentClassifier
 from nlp.errors import NlpError
 from storage.correction_export import export_corrections
@@ -38,6 +38,25 @@ def _classifier(settings: Settings) -> SentimentClassifier:
 def _classifier_for(sentiment: SentimentSettings) -> SentimentClassifier:
     try:
         return default_loader(sentiment)()
+    except (NlpError, ImportError, OSError, ValueError) as exc:
+        raise SentimentError(str(exc)) from None
+
+
+def _language_model(sentiment: SentimentSettings, language: str | None) -> SentimentClassifier:
+    """The model configured for one language (default: the default language's), no router:
+    what evaluation and retraining measure."""
+    from nlp.routing import SHIPPED_NAMES
+
+    code = language or sentiment.default_language
+    models = sentiment.language_models()
+    if code not in models:
+        raise SentimentError(
+            f"no model is configured for language {code!r} "
+            f"([sentiment] models has {', '.join(sorted(models))})"
+        )
+    name = models[code]
+    try:
+        return model_loader(sentiment)(None if name.strip().lower() in SHIPPED_NAMES else name)
     except (NlpError, ImportError, OSError) as exc:
         raise SentimentError(str(exc)) from None
 
@@ -48,7 +67,9 @@ def _classify(settings: Settings, args: argparse.Namespace) -> int:
         if args.json:
             row = {"text": text, "label": prediction.label.value, **_rounded(prediction.scores)}
             row["confidence"] = round(prediction.confidence, 4)
-            row["model"] = classifier.model_id
+            row["language"] = prediction.language
+            # The model that labelled this text ("none" when its language has no model).
+            row["model"] = prediction.model_id or classifier.model_id
             row["model_version"] = classifier.model_version
             print(json.dumps(row, ensure_ascii=False))
         else:
@@ -67,14 +88,17 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
         rows = read_eval_file(args.file)
     except (NlpError, OSError) as exc:
         raise SentimentError(str(exc)) from None
-    classifier = _classifier(settings)
+    language = args.language or settings.sentiment.default_language
+    classifier = _language_model(settings.sentiment, language)
     print(f"evaluating {len(rows)} texts from {args.file} …", file=sys.stderr)
     report = evaluate(classifier, rows)
+    calibration = report.calibration
     if args.json:
         data = {
             "file": str(args.file),
             "model_id": classifier.model_id,
             "model_version": classifier.model_version,
+            "language": language,
             **report.to_dict(),
         }
         print(json.dumps(data, ensure_ascii=False))
@@ -85,6 +109,11 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     print(f"accuracy    {report.accuracy:.3f}")
     print(f"macro-F1    {report.macro_f1:.3f}")
     print(f"throughput  {report.texts_per_second:.0f} texts/s")
+    if calibration is not None:
+        print(
+            f"calibration ECE {calibration.ece_before:.3f} before → {calibration.ece_after:.3f}"
+            f" after (temperature {calibration.temperature:g})"
+        )
     print(f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>6}")
     for name, m in report.per_class.items():
         print(f"{name:<10} {m.precision:>9.3f} {m.recall:>7.3f} {m.f1:>6.3f} {m.support:>6}")
@@ -141,7 +170,9 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
             "refused": [c.source for c in folded.refused],
         }
     if sets:
-        new_model = settings.sentiment.model_copy(update={"model": report.output_dir})
+        sentiment = settings.sentiment
+        others = {k: v for k, v in sentiment.models.items() if k != sentiment.default_language}
+        new_model = sentiment.model_copy(update={"model": report.output_dir, "models": others})
         after = _measure(new_model, sets, "the new model")
         summary["figures"] = [
             {"file": name, "n": b.n, "before": _figures(b), "after": _figures(a)}
@@ -196,7 +227,7 @@ def _measure(
 ) -> list[EvalReport]:
     from nlp.evaluation import evaluate
 
-    classifier = _classifier_for(sentiment)
+    classifier = _language_model(sentiment, None)
     _log(f"measuring {what}: {classifier.model_id} ({classifier.model_version}) …")
     return [evaluate(classifier, rows) for _, rows in sets]
 
@@ -291,4 +322,8 @@ def nlp_command(args: argparse.Namespace) -> int:
         return _train(settings, args)
     if args.nlp_command == "corrections":
         return _export(settings, args)
+    if args.nlp_command == "export-onnx":
+        from bot.onnx_commands import export_onnx
+
+        return export_onnx(settings)
     return _score(settings)

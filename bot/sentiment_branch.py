@@ -6,7 +6,8 @@ wins over the model); otherwise the loaded model classifies the text right there
 `[sentiment] branch_wait_seconds` for a model still loading. Without a model in time, the
 condition is judged on the survey's own score: NPS 0–6 negative, 7–8 neutral, 9–10 positive;
 else CSAT or CES by their place on the scale (lowest third negative, highest third positive).
-No score either: no label, and the condition does not hold.
+No score either: no label, and the condition does not hold. A text in a language without a model
+(`unclassified`) is judged on the score too.
 
 The label decided here is not stored: the sentiment worker labels the answer as usual (the same
 model gives the same label), so flags and alerts work exactly as for any other text.
@@ -18,7 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from bot.flow_model import QuestionType
-from nlp.classifier import SentimentClassifier
+from nlp.classifier import Label, SentimentClassifier
 from storage.database import Session
 from storage.label_corrections import shown_labels
 from storage.tables import Answer
@@ -66,12 +67,16 @@ def branch_sentiment(
     text = answer.value_text or answer.raw_text
     if answer.id is not None:
         shown = shown_labels(session, answer_ids=[answer.id]).get(answer.id)
-        if shown is not None and shown.label is not None:
+        if shown is not None and shown.label not in (None, Label.UNCLASSIFIED):
             return shown.label
     classifier = model(wait) if model is not None else None
     if classifier is not None:
         try:
-            return str(classifier.classify([text])[0].label)
+            label = classifier.classify([text])[0].label
         except Exception:  # the turn must go on: the score decides instead
             log.exception("classifying a text for a sentiment condition failed")
+        else:
+            # No model for the text's language: nothing is guessed, the score decides.
+            if label is not Label.UNCLASSIFIED:
+                return str(label)
     return score_sentiment(rows)

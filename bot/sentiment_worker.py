@@ -12,10 +12,12 @@ mislabelled.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.config import SentimentSettings, Settings
 from bot.flags import sentiment_flags
@@ -40,20 +42,47 @@ FIRST_RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 600.0
 
 
-def default_loader(settings: SentimentSettings) -> Loader:
-    """Load the configured model (imports torch only when first called)."""
+def model_loader(settings: SentimentSettings) -> Callable[[str | None], SentimentClassifier]:
+    """Loads one model: None = the shipped one, else a trained folder, HF folder or hub id."""
 
-    def load() -> SentimentClassifier:
-        from nlp.transformer import load_classifier
+    def load_one(model: str | None) -> SentimentClassifier:
+        from nlp.onnx_classifier import load_sentiment_model
 
-        return load_classifier(
-            settings.model or None,
+        # The shipped model and trained folders run on `backend`; other models on torch.
+        cache = settings.onnx_cache_dir
+        return load_sentiment_model(
+            model,
+            backend=settings.backend,
+            cache_dir=Path(cache).expanduser() if cache else None,
             allow_download=settings.allow_download,
             batch_size=settings.batch_size,
             num_threads=settings.num_threads or None,
         )
 
+    return load_one
+
+
+def default_loader(settings: SentimentSettings) -> Loader:
+    """Load the configured model per language behind the language router (imports the model
+    libraries only when first called)."""
+
+    def load() -> SentimentClassifier:
+        from nlp.routing import load_routing_classifier
+
+        return load_routing_classifier(
+            settings.language_models(),
+            model_loader(settings),
+            languages=settings.languages,
+            default_language=settings.default_language,
+        )
+
     return load
+
+
+def _log_load_crash(done: concurrent.futures.Future[SentimentClassifier | None]) -> None:
+    # _ensure_model reports the load errors it expects; anything else must not vanish.
+    if not done.cancelled() and (exc := done.exception()) is not None:
+        log.error("loading the sentiment model crashed", exc_info=exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +110,40 @@ class SentimentWorker:
         self._retry_delay = FIRST_RETRY_SECONDS
         self._webhooks = WebhookEvents(settings.webhooks)
         self.load_error: str | None = None
+        # The loop of run(): where a load asked for by a turn's thread (classifier_within) runs.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def classifier_within(self, timeout: float) -> SentimentClassifier | None:
         """The loaded model for a flow's sentiment condition (called from a turn's thread):
-        waits up to `timeout` seconds when a load is under way, else answers at once."""
-        if self._classifier is None and self._loading is not None and timeout > 0:
+        waits up to `timeout` seconds when a load is under way, else answers at once.
+
+        Under `run()` the model loads on first need, so a condition needing it starts the one
+        guarded load (on the worker's loop) when none is under way and none failed lately.
+        """
+        if (
+            self._classifier is None
+            and timeout > 0
+            and (self._loading is not None or self._start_load_from_thread())
+        ):
             self._ready.wait(timeout)
         return self._classifier
+
+    def _start_load_from_thread(self) -> bool:
+        """Ask the worker's loop for the model; False when no wait could help (no running
+        worker, a recent failure waiting for its retry, or called on the loop's own thread)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or self.load_error is not None:
+            return False
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            # Waiting here would block the very loop that runs the load.
+            return False
+        started = asyncio.run_coroutine_threadsafe(self._ensure_model(), loop)
+        started.add_done_callback(_log_load_crash)
+        return True
 
     def nudge(self) -> None:
         """New text was stored: label it soon (pass this to `Engine.on_text_answer`)."""
@@ -96,6 +152,7 @@ class SentimentWorker:
     async def run(self) -> None:
         """Label answers as they come, until cancelled."""
         cfg = self._settings.sentiment
+        self._loop = asyncio.get_running_loop()
         while True:
             if await wait_for_event(self._wake, cfg.poll_seconds):
                 # Let a batch fill up: several customers often answer within the same second.
@@ -193,8 +250,11 @@ class SentimentWorker:
                     answer_id=item.answer_id,
                     label=prediction.label.value,
                     confidence=prediction.confidence,
-                    model_id=classifier.model_id,
+                    # The model that labelled this text (the router names it); the version is
+                    # the whole configuration's, which is what "already labelled" is judged by.
+                    model_id=prediction.model_id or classifier.model_id,
                     model_version=classifier.model_version,
+                    language=prediction.language,
                 ):
                     continue  # another process labelled it with this model meanwhile
                 scored += 1

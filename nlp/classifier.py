@@ -14,6 +14,14 @@ class Label(StrEnum):
     NEGATIVE = "negative"
     NEUTRAL = "neutral"
     POSITIVE = "positive"
+    #: The text's language has no configured model: no sentiment is guessed (confidence 0).
+    UNCLASSIFIED = "unclassified"
+
+
+#: The labels a model predicts, in index order (``unclassified`` is the router's, not a model's).
+SENTIMENT_LABELS: tuple[str, ...] = tuple(
+    label.value for label in (Label.NEGATIVE, Label.NEUTRAL, Label.POSITIVE)
+)
 
 
 @dataclass(frozen=True)
@@ -21,12 +29,15 @@ class Prediction:
     """One classified text: the label, its probability, and the probability of every label.
 
     ``scores`` always has the three label names as keys; a model without a neutral class
-    reports ``0.0`` for it.
+    reports ``0.0`` for it. ``language`` (ISO 639-1) and ``model_id`` are set by the language
+    router (:mod:`nlp.routing`); a single model leaves them None.
     """
 
     label: Label
     confidence: float
     scores: dict[str, float] = field(default_factory=dict)
+    language: str | None = None
+    model_id: str | None = None
 
 
 @runtime_checkable

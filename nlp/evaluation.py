@@ -11,14 +11,14 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from nlp.classifier import Label, SentimentClassifier
+from nlp.classifier import SENTIMENT_LABELS, SentimentClassifier
 from nlp.errors import EvalFileError
 
-LABELS: tuple[str, ...] = tuple(label.value for label in Label)
+LABELS: tuple[str, ...] = SENTIMENT_LABELS
 
 
 def jsonl_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -76,6 +76,24 @@ class ClassMetrics:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Expected calibration error (ECE, 15 bins) of the confidences without and with the
+    model's temperature (``meta.json``; 1.0 = uncalibrated, then before == after)."""
+
+    temperature: float
+    ece_before: float
+    ece_after: float
+
+    def to_dict(self) -> dict[str, float]:
+        """A JSON-ready dict."""
+        return {
+            "temperature": self.temperature,
+            "ece_before": round(self.ece_before, 4),
+            "ece_after": round(self.ece_after, 4),
+        }
+
+
+@dataclass(frozen=True)
 class EvalReport:
     """Result of an evaluation; ``binary`` is True when neutral was excluded."""
 
@@ -87,10 +105,13 @@ class EvalReport:
     texts_per_second: float
     seconds: float
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (at least accuracy, macro_f1, n, texts_per_second)."""
+        extra = {"calibration": self.calibration.to_dict()} if self.calibration else {}
         return {
+            **extra,
             "n": self.n,
             "accuracy": round(self.accuracy, 4),
             "macro_f1": round(self.macro_f1, 4),
@@ -160,14 +181,45 @@ def score(
     )
 
 
+def calibration_of(
+    gold: Sequence[str], probs: Sequence[Sequence[float]], temperature: float, binary: bool
+) -> Calibration:
+    """ECE of ``probs`` (calibrated with ``temperature``) and of the same probabilities with the
+    temperature undone. A binary file is judged on negative vs positive, renormalised."""
+    from nlp.calibration import expected_calibration_error, rescale
+
+    def ece(rows: Sequence[Sequence[float]]) -> float:
+        confidences: list[float] = []
+        correct: list[bool] = []
+        for g, row in zip(gold, rows, strict=True):
+            if binary:
+                neg, pos = row[LABELS.index("negative")], row[LABELS.index("positive")]
+                total = neg + pos or 1.0
+                confidences.append(max(neg, pos) / total)
+            else:
+                confidences.append(max(row))
+            correct.append(_decide(row, binary) == g)
+        return expected_calibration_error(confidences, correct)
+
+    raw = [rescale(row, 1.0 / temperature) for row in probs] if temperature != 1.0 else probs
+    return Calibration(temperature, ece(raw), ece(probs))
+
+
 def evaluate(classifier: SentimentClassifier, rows: Sequence[tuple[str, str]]) -> EvalReport:
-    """Classify every row's text (timed, batched by the classifier) and score the labels."""
+    """Classify every row's text (timed, batched by the classifier) and score the labels, with
+    the calibration error before/after the classifier's ``temperature`` (if it has one)."""
     texts = [t for t, _ in rows]
     started = time.perf_counter()
     predictions = classifier.classify(texts)
     seconds = time.perf_counter() - started
     probs = [[p.scores.get(c, 0.0) for c in LABELS] for p in predictions]
-    return score([label for _, label in rows], probs, seconds=seconds)
+    gold = [label for _, label in rows]
+    report = score(gold, probs, seconds=seconds)
+    temperature = getattr(classifier, "temperature", 1.0)
+    if not isinstance(temperature, int | float) or temperature <= 0:
+        temperature = 1.0
+    calibration = calibration_of(gold, probs, float(temperature), report.binary)
+    return replace(report, calibration=calibration)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -190,9 +242,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(json.dumps({"file": f, **report.to_dict()}))
         else:
             kind = "binary" if report.binary else "3-class"
+            cal = report.calibration
+            ece = f" ECE {cal.ece_before:.3f}→{cal.ece_after:.3f}" if cal else ""
             print(
                 f"{Path(f).name}: n={report.n} ({kind}) accuracy={report.accuracy:.3f} "
-                f"macro-F1={report.macro_f1:.3f} {report.texts_per_second:.0f} texts/s"
+                f"macro-F1={report.macro_f1:.3f} {report.texts_per_second:.0f} texts/s{ece}"
             )
 
 

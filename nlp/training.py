@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from nlp.chat_text import VERSION as TEXT_PREPARATION
+from nlp.chat_text import prepare
 from nlp.evaluation import EvalReport, read_eval_file, score
 from nlp.modeling import (
     LABEL_ORDER,
@@ -156,8 +158,12 @@ def predict_probabilities(
     max_length: int,
     batch_size: int = 64,
 ) -> list[list[float]]:
-    """Class probabilities (``LABEL_ORDER``) for each text, batched by length."""
+    """Class probabilities (``LABEL_ORDER``) for each text, batched by length.
+
+    Texts go through :func:`nlp.chat_text.prepare` first, exactly as at inference.
+    """
     model.eval()
+    texts = [prepare(t) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out: list[list[float]] = [[] for _ in texts]
     with torch.inference_mode():
@@ -315,7 +321,8 @@ def _train(
     log(f"base encoder {base}; LoRA on {wrapped} linears; {trainable} trainable parameters")
 
     label_index = {name: i for i, name in enumerate(LABEL_ORDER)}
-    texts = [t for t, _ in train_rows]
+    # The same chat-form preparation as at inference (emoji → words and so on).
+    texts = [prepare(t) for t, _ in train_rows]
     labels = torch.tensor([label_index[label] for _, label in train_rows])
     encoded = tokenizer(texts, truncation=True, max_length=cfg.max_length)
     lengths = [len(ids) for ids in encoded["input_ids"]]
@@ -404,6 +411,8 @@ def _train(
         "base_encoder_weights_sha256": _base_weights_hash(base),
         "labels": list(LABEL_ORDER),
         "pooling": "mean",
+        # Every backend must run texts through nlp.chat_text.prepare before tokenising.
+        "text_preparation": TEXT_PREPARATION,
         "lora_scale": cfg.lora_alpha / cfg.lora_rank,
         "max_length": 256,
         "corpus_sha256": corpus_hash(train_file, dev_file, extra_rows),
@@ -418,6 +427,15 @@ def _train(
         "torch_version": torch.__version__,
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    # Temperature scaling on the same dev split, with the artefact as shipped (fp16): the
+    # confidences every backend reports are then calibrated (nlp.calibration).
+    from nlp.calibration import calibrate_dir
+
+    calibration = calibrate_dir(out, dev_file, encoder_path=encoder_path, num_threads=cfg.threads)
+    log(
+        f"calibration: temperature {calibration['temperature']:g}, dev ECE "
+        f"{calibration['ece_before']:.4f} → {calibration['ece_after']:.4f}"
+    )
     log(
         f"wrote {artefact} ({artefact.stat().st_size} bytes), version {model_version}, "
         f"best epoch {best[1]} (hand-written dev macro-F1 {best[0]:.4f}), {seconds:.0f}s"

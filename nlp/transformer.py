@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from nlp.classifier import Label, Prediction
+from nlp.chat_text import prepare
+from nlp.classifier import SENTIMENT_LABELS, Label, Prediction
 from nlp.errors import ModelLoadError
 from nlp.modeling import LABEL_ORDER, MeanPoolClassifier, merge_into_base
 from nlp.resolve import check_model_dir, resolve_base_encoder
@@ -32,7 +33,7 @@ from nlp.resolve import check_model_dir, resolve_base_encoder
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "model"
 DEFAULT_MODEL_ID = "cxbot/sentiment-minilm-l6"
 MAX_LENGTH = 256
-_LABELS = tuple(label.value for label in Label)
+_LABELS = SENTIMENT_LABELS
 
 
 def _quiet_transformers() -> None:
@@ -77,6 +78,8 @@ class TransformerClassifier:
         device: str = "cpu",
         max_length: int = MAX_LENGTH,
         source: str = "",
+        preprocess: Callable[[str], str] | None = prepare,
+        temperature: float = 1.0,
     ) -> None:
         self._model = model
         self._tokenizer = tokenizer
@@ -89,6 +92,11 @@ class TransformerClassifier:
         self.max_length = max_length
         #: Human-readable description of the files the model was loaded from.
         self.source = source or model_id
+        #: Applied to every text before tokenisation (chat forms → words); None = raw text.
+        self.preprocess = preprocess
+        #: Logits are divided by it before softmax (``meta.json`` ``temperature``; see
+        #: nlp.calibration): calibrated confidences, same labels.
+        self.temperature = temperature
         # One forward pass at a time: torch already uses every configured core per call.
         self._lock = threading.Lock()
 
@@ -113,19 +121,21 @@ class TransformerClassifier:
             raise TypeError("classify() takes a sequence of texts, not a single string")
         results: list[Prediction | None] = [None] * len(texts)
         # Sorting by length keeps padding (wasted compute) small inside each batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        prepared = [self.preprocess(t) for t in texts] if self.preprocess else list(texts)
+        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
         with self._lock, torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 enc = self._tokenizer(
-                    [texts[i] for i in idx],
+                    [prepared[i] for i in idx],
                     padding=True,
                     truncation=True,
                     max_length=self.max_length,
                     return_tensors="pt",
                 )
                 inputs = {k: v.to(self.device) for k, v in enc.items()}
-                probs = torch.softmax(self._forward(inputs).float(), dim=-1).cpu().tolist()
+                logits = self._forward(inputs).float() / self.temperature
+                probs = torch.softmax(logits, dim=-1).cpu().tolist()
                 for i, row in zip(idx, probs, strict=True):
                     results[i] = self._prediction(row)
         return [r for r in results if r is not None]
@@ -178,6 +188,19 @@ def map_id2label(id2label: dict[int, str]) -> list[str]:
     return mapped
 
 
+def preparation_for(tokenizer: Any) -> Callable[[str], str]:
+    """Chat-form preparation for a configured model: emoji stay emoji when its tokenizer has
+    tokens for them (Twitter-trained models do), else they become English words."""
+    try:
+        ids = tokenizer("\U0001f44d \U0001f621", add_special_tokens=False)["input_ids"]
+        knows_emoji = bool(ids) and tokenizer.unk_token_id not in ids
+    except (TypeError, KeyError, ValueError):
+        knows_emoji = False
+    if knows_emoji:
+        return lambda text: prepare(text, emoji_to_words=False)
+    return prepare
+
+
 def _weights_digest(folder: Path) -> str:
     for name in ("model.safetensors", "pytorch_model.bin"):
         f = folder / name
@@ -203,6 +226,7 @@ def _load_default(
     batch_size: int,
     device: str,
 ) -> TransformerClassifier:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
@@ -211,7 +235,7 @@ def _load_default(
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         state = load_file(str(weights_path))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:  # a truncated file: SafetensorError
         raise ModelLoadError(
             "the shipped sentiment model is missing or damaged",
             [(str(artefact_dir), f"{type(exc).__name__}: {exc}")],
@@ -249,6 +273,7 @@ def _load_default(
         device=device,
         max_length=int(meta.get("max_length", MAX_LENGTH)),
         source=f"encoder {base} + adapter {artefact_dir}",
+        temperature=float(meta.get("temperature", 1.0)),
     )
 
 
@@ -307,6 +332,7 @@ def _load_configured(
             batch_size=batch_size,
             device=device,
             source=description,
+            preprocess=preparation_for(tokenizer),
         )
     if is_hub_id and not allow_download:
         attempts.append((f"hub id {model}", "downloads not allowed (allow_download=False)"))
@@ -346,6 +372,7 @@ def load_classifier(
     encoder_path: str | os.PathLike[str] | None = None,
     artefact_dir: str | os.PathLike[str] | None = None,
     quantize: bool = False,
+    temperature: float | None = None,
 ) -> TransformerClassifier:
     """Load a sentiment classifier once; reuse it for every call to ``classify``.
 
@@ -355,6 +382,8 @@ def load_classifier(
     with that adapter. Otherwise ``model`` is a local folder or hub id of any Hugging Face
     sequence-classification model.
     ``quantize`` applies dynamic int8 quantisation (CPU only; see :func:`quantize_int8`).
+    ``temperature`` overrides the calibration temperature (default: ``meta.json``'s for the
+    shipped model or a trained folder, 1.0 for other models).
     Raises ModelLoadError naming every location tried and why each failed.
     """
     configure_threads(num_threads)
@@ -375,6 +404,8 @@ def load_classifier(
         classifier = _load_configured(
             model, allow_download=allow_download, batch_size=batch_size, device=device
         )
+    if temperature is not None:
+        classifier.temperature = temperature
     if quantize:
         if classifier.device.type != "cpu":
             raise ValueError("quantize=True is only supported on the CPU")

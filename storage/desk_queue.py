@@ -61,6 +61,8 @@ from storage.tables import (
 TEXT_TYPE = "text"
 SCORE_TYPES = ("nps", "ces", "csat")
 LABELS = ("negative", "neutral", "positive")  # most negative first, and alphabetical
+# The label of a text in a language without a model (nlp.routing); never a correction's.
+UNCLASSIFIED = "unclassified"
 UNLABELLED = "unlabelled"
 UNRESOLVED = "unresolved"  # the status filter for open and acknowledged together
 UNASSIGNED = "none"  # the assignee filter for items nobody took
@@ -536,8 +538,10 @@ def _touchpoints(session: Session, conversation_ids: Sequence[int]) -> dict[int,
 
 
 def _worst(labels: Iterable[ShownLabel]) -> ShownLabel | None:
-    ranked = [s for s in labels if s.label in LABELS]
-    return min(ranked, key=lambda s: LABELS.index(s.label or ""), default=None)
+    # "unclassified" (no model for the text's language) sorts after every sentiment, as in SQL.
+    order = (*LABELS, UNCLASSIFIED)
+    ranked = [s for s in labels if s.label in order]
+    return min(ranked, key=lambda s: order.index(s.label or ""), default=None)
 
 
 def queue_rows(

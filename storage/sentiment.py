@@ -73,14 +73,17 @@ def add_score(
     confidence: float,
     model_id: str,
     model_version: str,
+    language: str | None = None,
 ) -> SentimentScore:
-    """Store one label; earlier labels from other model versions stay as history."""
+    """Store one label (with the text's language when known); earlier labels from other model
+    versions stay as history."""
     score = SentimentScore(
         answer_id=answer_id,
         label=label,
         confidence=confidence,
         model_id=model_id[:256],
         model_version=model_version[:64],
+        language=language[:8] if language else None,
     )
     session.add(score)
     session.flush()
@@ -95,6 +98,7 @@ def add_score_if_new(
     confidence: float,
     model_id: str,
     model_version: str,
+    language: str | None = None,
 ) -> bool:
     """Store one label unless this model version labelled the answer already; False then.
 
@@ -110,6 +114,7 @@ def add_score_if_new(
                 confidence=confidence,
                 model_id=model_id,
                 model_version=model_version,
+                language=language,
             )
     except IntegrityError:
         return False

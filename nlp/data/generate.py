@@ -1134,6 +1134,225 @@ def variants(example: Example, rng: random.Random) -> list[Example]:
 
 
 # --------------------------------------------------------------------------------------------
+# Chat forms: emoji-only, emoji-mixed and emoticon replies
+# --------------------------------------------------------------------------------------------
+# Built with their own random generator and added after everything else, so the rest of the
+# corpus (and its dev split) is exactly what it was before they existed. The model sees them
+# through nlp.chat_text.prepare (emoji → words), as at inference.
+
+CHAT_SEED = SEED + 15
+CHAT_EMOJI = {
+    "positive": [
+        "👍",
+        "❤️",
+        "🙂",
+        "😀",
+        "🙏",
+        "😊",
+        "👏",
+        "🙌",
+        "😍",
+        "🎉",
+        "💯",
+        "⭐",
+        "😄",
+        "💕",
+        "☺️",
+        "😉",
+        "🤝",
+        "💪",
+        "🔥",
+        "😆",
+        "💚",
+        "✨",
+    ],
+    "negative": [
+        "👎",
+        "😡",
+        "🤬",
+        "🙁",
+        "😞",
+        "😠",
+        "😤",
+        "🙄",
+        "😒",
+        "💔",
+        "😩",
+        "😣",
+        "😖",
+        "😫",
+        "☹️",
+        "😕",
+        "😓",
+        "😿",
+        "🤢",
+        "😬",
+    ],
+    "neutral": ["🤷", "🤷‍♀️", "🤷‍♂️", "📅", "📍", "📧", "📱", "🚚", "❓", "🕒", "✉️", "ℹ️"],
+}
+# Emoji that take a skin tone; the tone must not change the label.
+SKIN_TONES = ["\U0001f3fb", "\U0001f3fc", "\U0001f3fd", "\U0001f3fe", "\U0001f3ff"]
+TONED = {"👍", "👎", "🙏", "👏", "🙌", "💪", "🤷"}
+CHAT_EMOTICONS = {
+    "positive": [":)", ":-)", ":D", ":-D", "=)", "<3", ";)", "^^", "(:", "xD"],
+    "negative": [":(", ":-(", ":'(", ">:(", "):", ":-/", ":/", "</3", "=("],
+    "neutral": [":|", ":-|", "¯\\_(ツ)_/¯"],
+}
+CHAT_PHRASES = {
+    "positive": [
+        "thanks",
+        "thank you",
+        "cheers",
+        "all good now",
+        "love it",
+        "great service",
+        "works perfectly",
+        "got it, thanks",
+        "much appreciated",
+        "quick and easy",
+        "super helpful",
+        "fixed, thanks",
+        "brilliant",
+        "well done team",
+        "amazing",
+        "spot on",
+        "very happy",
+        "lovely staff",
+        "arrived on time",
+        "so easy",
+        "best support ever",
+        "you saved my day",
+        "problem solved",
+        "great job",
+        "really pleased",
+        "top notch",
+        "thanks a lot",
+        "nice and fast",
+        "perfect, thanks",
+        "love the new app",
+        "happy customer",
+        "10/10 would recommend",
+    ],
+    "negative": [
+        "still waiting",
+        "never again",
+        "so slow",
+        "not happy",
+        "useless",
+        "awful service",
+        "this is a joke",
+        "no reply yet",
+        "item broken",
+        "wrong item again",
+        "waste of time",
+        "very disappointed",
+        "not good enough",
+        "still nothing",
+        "on hold for an hour",
+        "parcel never came",
+        "app keeps crashing",
+        "nobody helps",
+        "rude staff",
+        "charged me twice",
+        "not fixed",
+        "late again",
+        "so annoying",
+        "terrible",
+        "worst experience",
+        "cancelled on me",
+        "really poor",
+        "do better",
+        "thanks for nothing",
+        "love waiting on hold",
+        "great, still broken",
+    ],
+    "neutral": [
+        "no",
+        "nothing",
+        "nothing else",
+        "n/a",
+        "not sure",
+        "no idea",
+        "maybe",
+        "don't know",
+        "we'll see",
+        "later",
+        "just browsing",
+        "no comment",
+        "can't say",
+        "order 48213",
+        "which one?",
+        "what do you mean?",
+        "it's in the email",
+        "same as before",
+        "haven't tried it yet",
+        "ask my husband",
+        "not yet",
+        "who knows",
+        "no opinion",
+        "nothing to report",
+    ],
+}
+ELONGATED = {
+    "positive": ["thaaanks", "sooo good", "loooove it", "yesss", "amaaazing", "thank youuu"],
+    "negative": ["sooo slow", "nooooo", "ughhh", "whyyy", "sooo bad", "stilllll waiting"],
+    "neutral": ["hmmm", "ummm", "sooo... no idea", "idk", "mehh not sure"],
+}
+
+
+def _chat_emoji(rng: random.Random, label: str) -> str:
+    e = _pick(rng, CHAT_EMOJI[label])
+    if e in TONED and rng.random() < 0.4:
+        e += _pick(rng, SKIN_TONES)
+    return e
+
+
+def chat_forms(seed: int = CHAT_SEED) -> list[Example]:
+    """Emoji-only, emoji-mixed, emoticon and elongated replies, all three labels."""
+    rng = random.Random(seed)
+    out: list[Example] = []
+
+    def add(text: str, label: str, kind: str) -> None:
+        out.append(Example(text, label, f"chat:{kind}:{label}:{len(out)}", f"chat:{kind}"))
+
+    for label in LABELS:
+        # Every emoji alone, twice and three times.
+        for e in CHAT_EMOJI[label]:
+            for times in (1, 2, 3):
+                add(e * times, label, "emoji")
+        for _ in range(40):
+            a, b = _chat_emoji(rng, label), _chat_emoji(rng, label)
+            add(a + (" " if rng.random() < 0.3 else "") + b, label, "emoji")
+        for e in CHAT_EMOTICONS[label]:
+            add(e, label, "emoticon")
+        for _ in range(260):
+            phrase = _pick(rng, CHAT_PHRASES[label])
+            if rng.random() < 0.3:
+                phrase = phrase.capitalize()
+            roll = rng.random()
+            if roll < 0.45:
+                mark = _chat_emoji(rng, label) * (1 + int(rng.random() < 0.3))
+            elif roll < 0.7:
+                mark = _pick(rng, CHAT_EMOTICONS[label])
+            elif roll < 0.85:
+                mark = _chat_emoji(rng, label) + _chat_emoji(rng, label)
+            else:
+                mark = (
+                    _pick(rng, ["!!!", "!!!!!", "...", "??", "!!"])
+                    + " "
+                    + (_chat_emoji(rng, label))
+                )
+            if rng.random() < 0.2 and not mark.startswith(("!", ".", "?")):
+                add(f"{mark} {phrase}", label, "mixed")
+            else:
+                add(f"{phrase}{'' if rng.random() < 0.3 else ' '}{mark}", label, "mixed")
+        for word in ELONGATED[label]:
+            add(word, label, "elongated")
+            add(f"{word} {_chat_emoji(rng, label)}", label, "elongated")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Assembly
 # --------------------------------------------------------------------------------------------
 
@@ -1167,6 +1386,17 @@ def build(seed: int = SEED) -> tuple[list[Example], list[Example]]:
             continue
         seen[example.text] = example.label
         unique.append(example)
+    # Chat forms come last and never override a hand-written sentence of the same text.
+    for example in chat_forms():
+        if example.text not in seen:
+            seen[example.text] = example.label
+            unique.append(example)
+            if (
+                int(hashlib.sha256(f"{seed}:{example.group}".encode()).hexdigest()[:8], 16)
+                / 0xFFFFFFFF
+                < DEV_FRACTION
+            ):
+                dev_groups.add(example.group)
     train = [e for e in unique if e.group not in dev_groups]
     dev = [e for e in unique if e.group in dev_groups]
     rng.shuffle(train)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "dashboard.py"
 NUMBER = r"\d+(?:\.\d+)?"
-TINY = ["--responses=300", "--rounds=2", "--exports=1", "--no-postgres"]
+TINY = ["--responses=300", "--rounds=2", "--exports=1", "--cold-rounds=1", "--no-postgres"]
 PAGES = (
     "year by day",
     "year by week",
@@ -34,7 +34,8 @@ def test_a_tiny_run_on_sqlite_prints_every_page_and_the_export(tmp_path: Path) -
     assert "300 responses over 365 days" in out
     for page in PAGES:
         row = next(line for line in out.splitlines() if line.strip().startswith(page))
-        assert len(re.findall(NUMBER, row[row.index(page) + len(page) :])) == 4, row
+        # p50, p99, mean, first view and the full-count baseline
+        assert len(re.findall(NUMBER, row[row.index(page) + len(page) :])) == 5, row
     assert re.search(rf"full CSV export \(\d+ rows, 1 runs\): p50 {NUMBER} ms", out)
     assert re.search(r"[\d,]+ rows/s", out)
     assert "p99 of the page < 500 ms on PostgreSQL: not measured" in out

@@ -103,23 +103,37 @@ def test_sentiment_share_over_time_with_a_correction_winning(any_db_app: App) ->
     data.add(week1, nps=7, comment="ok", label="neutral")
     data.add(week1, nps=8, comment="not scored yet")
     data.add(week1 + timedelta(days=14), nps=3, comment="broken", label="negative")
+    # A text in a language without a model counts as its own label.
+    data.add(week1 + timedelta(days=15), nps=9, comment="todo bien", label="unclassified")
     page = build_analytics(any_db_app.db, AnalyticsFilter(by=Period.WEEK), now=NOW)
     points = [p.to_dict() for p in page.sentiment]
     assert [p["start"] for p in points] == ["2026-11-02", "2026-11-09", "2026-11-16"]
-    assert points[0]["counts"] == {"negative": 1, "neutral": 1, "positive": 1, "unlabelled": 1}
+    assert points[0]["counts"] == {
+        "negative": 1,
+        "neutral": 1,
+        "positive": 1,
+        "unclassified": 0,
+        "unlabelled": 1,
+    }
     assert points[0]["shares"] == {
         "negative": 25.0,
         "neutral": 25.0,
         "positive": 25.0,
+        "unclassified": 0.0,
         "unlabelled": 25.0,
     }
     assert points[1] == {
         "start": "2026-11-09",
         "n": 0,
-        "counts": {"negative": 0, "neutral": 0, "positive": 0, "unlabelled": 0},
-        "shares": {"negative": None, "neutral": None, "positive": None, "unlabelled": None},
+        "counts": dict.fromkeys(
+            ("negative", "neutral", "positive", "unclassified", "unlabelled"), 0
+        ),
+        "shares": dict.fromkeys(
+            ("negative", "neutral", "positive", "unclassified", "unlabelled"), None
+        ),
     }
-    assert points[2]["counts"]["negative"] == 1
+    assert points[2]["counts"]["negative"] == points[2]["counts"]["unclassified"] == 1
+    assert points[2]["shares"]["unclassified"] == 50.0
 
 
 def test_top_terms_of_detractors_and_promoters_without_stop_words(any_db_app: App) -> None:

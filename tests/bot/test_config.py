@@ -146,3 +146,20 @@ def test_real_looking_secret_is_accepted_and_hidden() -> None:
     assert settings.telegram.token is not None
     assert settings.telegram.token.get_secret_value() == "123456:AAH-real-token"
     assert "AAH-real" not in repr(settings)
+
+
+def test_sentiment_models_per_language_from_file_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[sentiment]\nmodels = { de = "/models/de" }\n', encoding="utf-8")
+    settings = load_settings(config, environ={})
+    assert settings.sentiment.language_models() == {"en": "shipped", "de": "/models/de"}
+    env = {"CXBOT_SENTIMENT__MODELS": "es=/models/es, en=/models/en"}
+    from_env = load_settings(None, environ=env)
+    assert from_env.sentiment.language_models() == {"en": "/models/en", "es": "/models/es"}
+
+
+def test_sentiment_language_codes_are_checked() -> None:
+    with pytest.raises(ConfigError, match="'german' is not a two-letter language code"):
+        load_settings(None, environ={"CXBOT_SENTIMENT__MODELS": "german=/models/de"})
+    with pytest.raises(ConfigError, match="CXBOT_SENTIMENT__LANGUAGES"):
+        load_settings(None, environ={"CXBOT_SENTIMENT__LANGUAGES": "en,EN"})

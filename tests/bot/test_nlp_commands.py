@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from tests.fakes.tiny_model import tiny_bert
 
 
 def test_classify_prints_label_confidence_and_text(capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,6 +32,32 @@ def test_classify_json_names_the_model(capsys: pytest.CaptureFixture[str]) -> No
     assert 0.34 <= row["confidence"] <= 1.0
 
 
+def test_classify_json_routes_by_language_and_never_guesses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    words = ["der", "kurier", "war", "unfreundlich", "und", "zu", "spät"]
+    german = tiny_bert(tmp_path / "german", words, always="negative")
+    monkeypatch.setenv("CXBOT_SENTIMENT__MODELS", f"de={german}")
+    texts = [
+        "Der Kurier war unfreundlich und zu spät",
+        "el servicio fue pésimo, nunca más",
+        "Never again. Worst service ever.",
+        "👍",
+    ]
+    assert main(["nlp", "classify", "--json", *texts]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["text"], r["label"], r["language"]) for r in rows] == [
+        (texts[0], "negative", "de"),
+        (texts[1], "unclassified", "es"),
+        (texts[2], "negative", "en"),
+        (texts[3], "positive", "en"),
+    ]
+    assert rows[0]["model"] == str(german)
+    assert (rows[1]["model"], rows[1]["confidence"]) == ("none", 0.0)
+    assert rows[2]["model"] == rows[3]["model"] == "cxbot/sentiment-minilm-l6"
+    assert rows[0]["model_version"] == rows[1]["model_version"]  # the configuration's
+
+
 def test_eval_json_has_the_contract_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -48,6 +75,20 @@ def test_eval_json_has_the_contract_keys(
     assert report["n"] == 4 and report["binary"] is True
     assert report["accuracy"] == 1.0
     assert set(report["per_class"]) == {"negative", "positive"}
+    assert report["language"] == "en"
+    calibration = report["calibration"]
+    assert calibration["temperature"] > 0
+    assert 0 <= calibration["ece_after"] <= 1 and 0 <= calibration["ece_before"] <= 1
+
+
+def test_eval_of_a_language_without_a_model_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "de.jsonl"
+    data.write_text('{"text": "sehr gut", "label": "positive"}\n')
+    assert main(["nlp", "eval", str(data), "--language", "de"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cxbot: error: no model is configured for language 'de'")
 
 
 def test_eval_bad_file_is_one_clear_error(

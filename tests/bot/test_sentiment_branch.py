@@ -83,6 +83,16 @@ async def test_the_models_label_decides_when_it_answers(app: App) -> None:
     assert CALL not in await asked_after(app, "bob", "3", "great people, slow process")
 
 
+async def test_a_text_in_a_language_without_a_model_is_judged_on_the_score(app: App) -> None:
+    from nlp.language import LanguageDetector
+    from nlp.routing import RoutingClassifier
+
+    router = RoutingClassifier({"en": KeywordClassifier()}, LanguageDetector(["en", "es"]))
+    app.engine.use_sentiment_model(lambda _wait: router)
+    assert CALL in await asked_after(app, "ann", "3", "el servicio fue pésimo, nunca más")
+    assert CALL not in await asked_after(app, "bob", "10", "el servicio fue pésimo, nunca más")
+
+
 async def test_without_a_model_the_score_decides(app: App) -> None:
     assert CALL in await asked_after(app, "ann", "4", "the app is a disaster")
     assert CALL not in await asked_after(app, "bob", "10", "the app is a disaster")

@@ -180,3 +180,35 @@ def test_serve_runs_the_worker_only_when_enabled(app: App) -> None:
     assert [t.name for t in background_tasks(App(off, app.db, app.catalog, app.engine))] == [
         "housekeeping"
     ]
+
+
+async def test_texts_in_a_language_without_a_model_are_stored_unclassified_with_it(
+    app: App,
+) -> None:
+    from nlp.language import LanguageDetector
+    from nlp.routing import RoutingClassifier
+
+    english = KeywordClassifier()
+    router = RoutingClassifier({"en": english}, LanguageDetector(["en", "es", "de"]))
+    await survey(app, "de", ["10", "Der Kurier war unfreundlich und viel zu spät", "7", "5", ""])
+    await survey(app, "es", ["3", "el servicio fue pésimo, nunca más", "2", "1", ""])
+    await survey(app, "en", ["9", "Your app is a disaster", "7", "5", ""])
+    worker = SentimentWorker(db=app.db, settings=app.settings, loader=lambda: router)
+    assert await worker.drain() == 3
+    with transaction(app.db) as s:
+        stored = [
+            (r.label, r.confidence, r.language, r.model_id, r.model_version)
+            for r in s.exec(select(SentimentScore).order_by(col(SentimentScore.id)))
+        ]
+    assert stored == [
+        ("unclassified", 0.0, "de", "none", "kw-1"),
+        ("unclassified", 0.0, "es", "none", "kw-1"),
+        ("negative", 0.95, "en", english.model_id, "kw-1"),
+    ]
+    # The English model saw only the English text; nothing is guessed for the others, and they
+    # reach the review queue by the score rules alone (the promoter's German text: not at all).
+    assert english.batches == [["Your app is a disaster"]]
+    assert reasons(app) == [
+        ["nps_detractor", "low_ces", "low_csat"],
+        ["negative_text", "score_text_mismatch"],
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nlp.classifier import Label, Prediction
+from nlp.classifier import SENTIMENT_LABELS, Label, Prediction
 
 
 class KeywordClassifier:
@@ -29,5 +29,5 @@ class KeywordClassifier:
         else:
             label, conf = Label.NEUTRAL, 0.8
         rest = (1 - conf) / 2
-        scores = {lbl.value: (conf if lbl == label else rest) for lbl in Label}
+        scores = {name: (conf if name == label else rest) for name in SENTIMENT_LABELS}
         return Prediction(label=label, confidence=conf, scores=scores)

@@ -61,6 +61,10 @@ def test_training_writes_a_loadable_reproducible_model(tmp_path: Path, probe_epo
     ).read_bytes()
     assert any(line.startswith("epoch 1:") for line in lines)
     assert any(line.startswith("probe") for line in lines) == (probe_epochs > 0)
+    # Texts are prepared as at inference, and confidences are calibrated on the dev split.
+    assert meta["text_preparation"] == "chat-v1"
+    assert meta["temperature"] > 0 and meta["calibration"]["fitted_on"] == "dev.jsonl"
+    assert any(line.startswith("calibration: temperature") for line in lines)
 
     clf = load_classifier(str(tmp_path / "a"))
     assert clf.model_version == reports[0].model_version

@@ -16,7 +16,7 @@ from bot.desk_views import QueueFilter
 from web.desk.errors import DeskRefusal
 
 STATUSES = ("unresolved", "open", "acknowledged", "resolved", "all")
-SENTIMENTS = ("negative", "neutral", "positive", "unlabelled")
+SENTIMENTS = ("negative", "neutral", "positive", "unclassified", "unlabelled")
 ORDERS = ("newest", "oldest_open")
 FLAGS = ("low_confidence", "overdue")
 FREE = ("reason", "flow", "channel", "touchpoint")

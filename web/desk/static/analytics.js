@@ -13,8 +13,8 @@
   var COLOURS = ["#2456c9", "#b42318", "#1a7f37", "#9a6700", "#6b3fa0", "#0e7490", "#5d6876", "#c2410c"];
   var STYLES = ["circle", "triangle", "rect", "rectRot", "star", "cross", "crossRot", "line"];
   var DASHES = [[], [8, 4], [2, 3], [10, 3, 2, 3], [4, 4], [12, 6], [1, 5], [6, 2, 2, 2]];
-  var LABELS = ["negative", "neutral", "positive", "unlabelled"];
-  var LABEL_COLOURS = { negative: "#b42318", neutral: "#5d6876", positive: "#1a7f37", unlabelled: "#9a6700" };
+  var LABELS = ["negative", "neutral", "positive", "unclassified", "unlabelled"];
+  var LABEL_COLOURS = { negative: "#b42318", neutral: "#5d6876", positive: "#1a7f37", unclassified: "#6f42c1", unlabelled: "#9a6700" };
   var GROUPS = [
     { name: "detractors (0–6)", from: 0, to: 6, colour: "#b42318" },
     { name: "passives (7–8)", from: 7, to: 8, colour: "#9a6700" },
