@@ -14,13 +14,13 @@ torch path (``nlp/transformer.py``), which training also uses.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from nlp.batched import BatchedClassifier
 from nlp.chat_text import prepare as prepare_chat_text
-from nlp.classifier import SENTIMENT_LABELS, Label, Prediction, SentimentClassifier
+from nlp.classifier import SENTIMENT_LABELS, SentimentClassifier
 from nlp.errors import ModelLoadError
 from nlp.onnx_export import (
     INPUT_NAMES,
@@ -69,7 +69,7 @@ def _threads(num_threads: int | None) -> int:
     return max(1, min(available, 8))
 
 
-class OnnxClassifier:
+class OnnxClassifier(BatchedClassifier):
     """An ONNX Runtime session plus tokenizer; :meth:`classify` takes any number of texts."""
 
     def __init__(
@@ -86,66 +86,28 @@ class OnnxClassifier:
         prepare: Callable[[str], str] | None = prepare_chat_text,
         source: str = "",
     ) -> None:
+        super().__init__(
+            index_to_label=index_to_label,
+            model_id=model_id,
+            model_version=model_version,
+            batch_size=batch_size,
+            max_length=max_length,
+            source=source,
+            prepare=prepare,
+            temperature=temperature,
+        )
         self._session = session
         self._tokenizer = tokenizer
-        self._index_to_label = list(index_to_label)
-        self._model_id = model_id
-        self._model_version = model_version
-        self.batch_size = max(1, batch_size)
-        self.max_length = max_length
-        # Logits are divided by it before the softmax (a calibration fitted at training time).
-        self.temperature = temperature if temperature > 0 else 1.0
-        #: Applied to every text before tokenisation, as on the torch path (chat forms → words).
-        self.prepare = prepare
-        #: Human-readable description of the files the model was loaded from.
-        self.source = source or model_id
-        # One run at a time: ONNX Runtime already uses every configured core per call.
-        self._lock = threading.Lock()
 
-    @property
-    def model_id(self) -> str:
-        """Where the model came from."""
-        return self._model_id
-
-    @property
-    def model_version(self) -> str:
-        """Identifier of the exact weights: the same as the torch path's for the same model."""
-        return self._model_version
-
-    @property
-    def has_neutral(self) -> bool:
-        """Whether the model can predict neutral at all."""
-        return "neutral" in self._index_to_label
-
-    def classify(self, texts: Sequence[str]) -> list[Prediction]:
-        """Classify ``texts`` in batches of similar length; output keeps the input order."""
+    def _probabilities(self, texts: list[str]) -> list[list[float]]:
         import numpy as np
 
-        if isinstance(texts, str):
-            raise TypeError("classify() takes a sequence of texts, not a single string")
-        prepared = [self.prepare(t) for t in texts] if self.prepare else list(texts)
-        results: list[Prediction | None] = [None] * len(prepared)
-        # Sorting by length keeps padding (wasted compute) small inside each batch.
-        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
-        with self._lock:
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                encodings = self._tokenizer.encode_batch([prepared[i] for i in idx])
-                ids = np.array([e.ids for e in encodings], dtype=np.int64)
-                mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-                (logits,) = self._session.run(
-                    [OUTPUT_NAME], {INPUT_NAMES[0]: ids, INPUT_NAMES[1]: mask}
-                )
-                for i, row in zip(idx, _softmax(logits / self.temperature), strict=True):
-                    results[i] = self._prediction(row.tolist())
-        return [r for r in results if r is not None]
-
-    def _prediction(self, row: Sequence[float]) -> Prediction:
-        scores = dict.fromkeys(_LABELS, 0.0)
-        for name, p in zip(self._index_to_label, row, strict=True):
-            scores[name] += p
-        label = max(_LABELS, key=lambda name: scores[name])
-        return Prediction(Label(label), scores[label], scores)
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        (logits,) = self._session.run([OUTPUT_NAME], {INPUT_NAMES[0]: ids, INPUT_NAMES[1]: mask})
+        rows: list[list[float]] = _softmax(logits / self.temperature).tolist()
+        return rows
 
 
 def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:

@@ -17,15 +17,14 @@ import hashlib
 import json
 import os
 import re
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from nlp.batched import BatchedClassifier
 from nlp.chat_text import prepare
-from nlp.classifier import SENTIMENT_LABELS, Label, Prediction
 from nlp.errors import ModelLoadError
 from nlp.modeling import LABEL_ORDER, MeanPoolClassifier, merge_into_base
 from nlp.resolve import check_model_dir, resolve_base_encoder
@@ -33,7 +32,6 @@ from nlp.resolve import check_model_dir, resolve_base_encoder
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "model"
 DEFAULT_MODEL_ID = "cxbot/sentiment-minilm-l6"
 MAX_LENGTH = 256
-_LABELS = SENTIMENT_LABELS
 
 
 def _quiet_transformers() -> None:
@@ -62,7 +60,7 @@ def configure_threads(num_threads: int | None) -> None:
     torch.set_num_threads(num_threads)
 
 
-class TransformerClassifier:
+class TransformerClassifier(BatchedClassifier):
     """A loaded model plus tokenizer; call :meth:`classify` with any number of texts."""
 
     def __init__(
@@ -81,71 +79,30 @@ class TransformerClassifier:
         preprocess: Callable[[str], str] | None = prepare,
         temperature: float = 1.0,
     ) -> None:
+        super().__init__(
+            index_to_label=index_to_label,
+            model_id=model_id,
+            model_version=model_version,
+            batch_size=batch_size,
+            max_length=max_length,
+            source=source,
+            prepare=preprocess,
+            temperature=temperature,
+        )
         self._model = model
         self._tokenizer = tokenizer
         self._forward = forward
-        self._index_to_label = list(index_to_label)
-        self._model_id = model_id
-        self._model_version = model_version
-        self.batch_size = max(1, batch_size)
         self.device = torch.device(device)
-        self.max_length = max_length
-        #: Human-readable description of the files the model was loaded from.
-        self.source = source or model_id
-        #: Applied to every text before tokenisation (chat forms → words); None = raw text.
-        self.preprocess = preprocess
-        #: Logits are divided by it before softmax (``meta.json`` ``temperature``; see
-        #: nlp.calibration): calibrated confidences, same labels.
-        self.temperature = temperature
-        # One forward pass at a time: torch already uses every configured core per call.
-        self._lock = threading.Lock()
 
-    @property
-    def model_id(self) -> str:
-        """Where the model came from."""
-        return self._model_id
-
-    @property
-    def model_version(self) -> str:
-        """Identifier of the exact weights (content hash based)."""
-        return self._model_version
-
-    @property
-    def has_neutral(self) -> bool:
-        """Whether the model can predict neutral at all."""
-        return "neutral" in self._index_to_label
-
-    def classify(self, texts: Sequence[str]) -> list[Prediction]:
-        """Classify ``texts`` in batches of similar length; output keeps the input order."""
-        if isinstance(texts, str):
-            raise TypeError("classify() takes a sequence of texts, not a single string")
-        results: list[Prediction | None] = [None] * len(texts)
-        # Sorting by length keeps padding (wasted compute) small inside each batch.
-        prepared = [self.preprocess(t) for t in texts] if self.preprocess else list(texts)
-        order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
-        with self._lock, torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                enc = self._tokenizer(
-                    [prepared[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
-                inputs = {k: v.to(self.device) for k, v in enc.items()}
-                logits = self._forward(inputs).float() / self.temperature
-                probs = torch.softmax(logits, dim=-1).cpu().tolist()
-                for i, row in zip(idx, probs, strict=True):
-                    results[i] = self._prediction(row)
-        return [r for r in results if r is not None]
-
-    def _prediction(self, row: Sequence[float]) -> Prediction:
-        scores = dict.fromkeys(_LABELS, 0.0)
-        for name, p in zip(self._index_to_label, row, strict=True):
-            scores[name] += p
-        label = max(_LABELS, key=lambda name: scores[name])
-        return Prediction(Label(label), scores[label], scores)
+    def _probabilities(self, texts: list[str]) -> list[list[float]]:
+        enc = self._tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            inputs = {k: v.to(self.device) for k, v in enc.items()}
+            logits = self._forward(inputs).float() / self.temperature
+            rows: list[list[float]] = torch.softmax(logits, dim=-1).cpu().tolist()
+        return rows
 
 
 # --------------------------------------------------------------------------------------------
