@@ -168,7 +168,9 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, text: str, path: str) -> FlowP
         line = int(m.group(1))
         message = message[: m.start()]
     elif m := _TOML_AT_END.search(message):
-        line = max(1, len(text.splitlines()))
+        # Lines end at "\n" only, as editors and tomllib's own line numbers count them
+        # (splitlines() would also split at a bare "\r" and name a line past the end).
+        line = max(1, len(text.rstrip("\n").split("\n")))
         message = message[: m.start()] + " at end of file"
     return FlowProblem(path, line, f"invalid TOML: {message}")
 

@@ -70,3 +70,8 @@ def test_an_edited_bundled_flow_loads_whole_or_is_reported(
 
 def test_the_bundled_flow_itself_loads() -> None:
     _loads_whole_or_reports(BUNDLED)
+
+
+def test_a_bare_carriage_return_is_not_a_line_of_its_own() -> None:
+    # Found by the property above: "at end of file" named line 2 of a one-line text.
+    _loads_whole_or_reports("'\r0")
