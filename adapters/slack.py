@@ -29,8 +29,8 @@ translation stays pure. The inbox keys a message by its Events API `event_id` an
 `action:<user>:<action_ts>`, so a retried delivery (`X-Slack-Retry-Num`) or a replayed Socket
 Mode envelope is handled once.
 
-Support actions on alerts (Acknowledge, Resolve, Reply to customer) are translated into the
-neutral `SupportPress` / `SupportSubmission` (`translate_support_press`,
+Support actions on alerts (Acknowledge, Resolve, Reply to customer, Correct label) are
+translated into the neutral `SupportPress` / `SupportSubmission` (`translate_support_press`,
 `translate_support_form`, pure) and passed to a `SupportDesk` (bot.messages; bot.reviews'
 `ReviewDesk`), which decides — who may act, what is out of date, what a form lacks — and words
 its answer (bot.support_actions). The adapter renders that answer: an ephemeral notice, a
@@ -78,6 +78,7 @@ from bot.messages import (
     RecordUpdates,
     ReviewCard,
     SentRef,
+    SupportAction,
     SupportDesk,
     SupportForm,
     SupportFormError,
@@ -298,23 +299,51 @@ def translate_support_form(body: Mapping[str, Any]) -> SupportSubmission | Ignor
     action = kit.FORM_VIEWS.get(str(view.get("callback_id") or ""))
     if action is None:
         return Ignored(f"not a support form: {view.get('callback_id')!r}")
-    block, element = kit.FORM_INPUTS[action]
     values = (view.get("state") or {}).get("values") or {}
-    text = ((values.get(block) or {}).get(element) or {}).get("value") or ""
     try:
         meta = json.loads(view.get("private_metadata") or "")
     except ValueError:
         meta = None
-    review_id = meta.get("review_id") if isinstance(meta, dict) else None
-    # bool is an int too; a review id is a positive int, as the modal wrote it.
-    valid = isinstance(review_id, int) and not isinstance(review_id, bool) and review_id > 0
+    if not isinstance(meta, dict):
+        meta = {}
     user = (body.get("user") or {}).get("id")
+    actor = user if isinstance(user, str) else None
+    review_id = _row_id(meta.get("review_id"))
+    if action == SupportAction.CORRECT_LABEL:
+        # The answer is chosen in a select when the item has several texts; else the modal
+        # kept its id in the metadata.
+        chosen = _selected(values, kit.TEXT_BLOCK, kit.TEXT_SELECT)
+        if not chosen:
+            answer_id = _row_id(meta.get("answer_id"))
+        else:
+            answer_id = _row_id(int(chosen)) if chosen.isascii() and chosen.isdigit() else None
+        return SupportSubmission(
+            action=action,
+            actor=actor,
+            review_id=review_id,
+            text="",
+            answer_id=answer_id,
+            label=_selected(values, kit.LABEL_BLOCK, kit.LABEL_SELECT) or None,
+        )
+    block, element = kit.FORM_INPUTS[action]
+    text = ((values.get(block) or {}).get(element) or {}).get("value") or ""
     return SupportSubmission(
-        action=action,
-        actor=user if isinstance(user, str) else None,
-        review_id=review_id if valid else None,
-        text=str(text).strip(),
+        action=action, actor=actor, review_id=review_id, text=str(text).strip()
     )
+
+
+def _row_id(value: object) -> int | None:
+    """A database id as a modal wrote it: a positive int (bool is an int too: not one)."""
+    valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return value if valid and isinstance(value, int) else None
+
+
+def _selected(values: Mapping[str, Any], block: str, element: str) -> str:
+    """The value of a static_select's chosen option in a view's state ("" when none)."""
+    state = (values.get(block) or {}).get(element) or {}
+    option = state.get("selected_option") if isinstance(state, Mapping) else None
+    value = option.get("value") if isinstance(option, Mapping) else None
+    return str(value).strip() if value is not None else ""
 
 
 def _text(value: object) -> str | None:
@@ -654,7 +683,8 @@ class SlackChannel:
         return str(name or user_id)
 
     async def _on_alert_button(self, ack: Any, body: dict[str, Any]) -> None:
-        """Acknowledge / Resolve / Reply on an alert: the desk decides; a notice or a modal."""
+        """An alert's button (Acknowledge, Resolve, Reply, Correct label): the desk decides; a
+        notice or a modal."""
         await ack()
         press = _readable(translate_support_press, body)
         if isinstance(press, Ignored):
@@ -677,7 +707,7 @@ class SlackChannel:
             await _retryable(opened, "views.open")
 
     async def _on_support_form(self, ack: Any, body: dict[str, Any]) -> None:
-        """A resolve or reply modal submitted: closed when done, else kept open with why."""
+        """A resolve, reply or label modal submitted: closed when done, else kept open with why."""
         form = _readable(translate_support_form, body)
         if isinstance(form, Ignored):
             log.info("support form ignored: %s", form.reason)

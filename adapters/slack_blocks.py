@@ -16,6 +16,7 @@ from bot.messages import (
     OutgoingMessage,
     ReviewCard,
     ReviewStep,
+    ReviewText,
     SupportAction,
     SupportForm,
 )
@@ -24,21 +25,34 @@ ANSWER_ACTION = "cxbot_answer"  # + "_<n>": one survey button
 ACK_ACTION = "cxbot_review_ack"
 RESOLVE_ACTION = "cxbot_review_resolve"
 REPLY_ACTION = "cxbot_review_reply"
+CORRECT_ACTION = "cxbot_review_label"
 RESOLVE_VIEW = "cxbot_resolve"
 REPLY_VIEW = "cxbot_reply"
+CORRECT_VIEW = "cxbot_label"
 NOTE_BLOCK, NOTE_INPUT = "note", "note"
 REPLY_BLOCK, REPLY_INPUT = "reply", "text"
-# What each alert button and form asks of the support desk, and where a form's text is typed.
+TEXT_BLOCK, TEXT_SELECT = "answer", "answer"  # which text answer (when there are several)
+LABEL_BLOCK, LABEL_SELECT = "label", "label"
+# What each alert button and form asks of the support desk, and where a form's text is typed
+# (for Correct label: the label's select, under which the form's errors show).
 ALERT_ACTIONS = {
     ACK_ACTION: SupportAction.ACKNOWLEDGE,
     RESOLVE_ACTION: SupportAction.RESOLVE,
     REPLY_ACTION: SupportAction.REPLY,
+    CORRECT_ACTION: SupportAction.CORRECT_LABEL,
 }
-FORM_VIEWS = {RESOLVE_VIEW: SupportAction.RESOLVE, REPLY_VIEW: SupportAction.REPLY}
+FORM_VIEWS = {
+    RESOLVE_VIEW: SupportAction.RESOLVE,
+    REPLY_VIEW: SupportAction.REPLY,
+    CORRECT_VIEW: SupportAction.CORRECT_LABEL,
+}
 FORM_INPUTS = {
     SupportAction.RESOLVE: (NOTE_BLOCK, NOTE_INPUT),
     SupportAction.REPLY: (REPLY_BLOCK, REPLY_INPUT),
+    SupportAction.CORRECT_LABEL: (LABEL_BLOCK, LABEL_SELECT),
 }
+MAX_OPTION = 75  # Slack's limit for a select option's text and description
+MAX_OPTIONS = 100  # ... and for a static_select's options
 MAX_FORM_ERROR = 150  # Slack shows about this much of an error under a modal's input
 
 MAX_SECTION = 3000  # Slack's limit for a section's text
@@ -175,6 +189,17 @@ def history_text(history: Sequence[ReviewStep]) -> str:
     return "\n".join([f"… {left_out} earlier steps not shown", *reversed(kept)])
 
 
+def label_shown(answer: ReviewText) -> str:
+    """A text answer's label as an alert shows it (mrkdwn): the model's ("negative 93%"),
+    pending, or a person's correction, e.g. `negative → corrected to neutral by <@U1>`."""
+    if answer.corrected_by is not None and answer.label is not None:
+        corrected = f"corrected to {escape(answer.label)} by {mention(answer.corrected_by)}"
+        if answer.corrected_from is not None:
+            return f"{escape(answer.corrected_from)} → {corrected}"
+        return corrected
+    return escape(answer.sentiment or "sentiment pending")
+
+
 def render_alert(card: ReviewCard) -> SlackMessage:
     """A flagged reply for the support channel, with the buttons its status still allows."""
     title = f"Flagged reply #{card.review_id} · {card.status}"
@@ -190,10 +215,9 @@ def render_alert(card: ReviewCard) -> SlackMessage:
             ],
         },
     ]
-    for question_id, text, sentiment in card.texts:
-        label = sentiment or "sentiment pending"
-        quoted = "\n".join(f"> {escape(line)}" for line in text.splitlines() or [""])
-        blocks.append(_mrkdwn(f"*{escape(question_id)}* ({escape(label)})\n{quoted}"))
+    for answer in card.texts:
+        quoted = "\n".join(f"> {escape(line)}" for line in answer.text.splitlines() or [""])
+        blocks.append(_mrkdwn(f"*{escape(answer.question_id)}* ({label_shown(answer)})\n{quoted}"))
     if card.reasons:
         reasons = "\n".join(f"• {escape(r)}" for r in card.reasons)
         blocks.append(_mrkdwn(f"*Why flagged*\n{reasons}"))
@@ -208,6 +232,8 @@ def render_alert(card: ReviewCard) -> SlackMessage:
         buttons.append(_action_button(RESOLVE_ACTION, "Resolve", value, style="primary"))
     if card.can_reply:
         buttons.append(_action_button(REPLY_ACTION, "Reply to customer", value))
+    if any(t.answer_id is not None for t in card.texts):
+        buttons.append(_action_button(CORRECT_ACTION, "Correct label", value))
     if buttons:
         blocks.append({"type": "actions", "block_id": "cxbot_review", "elements": buttons})
     summary = f"{title}: {card.customer} ({card.channel}) — {'; '.join(card.reasons)}"
@@ -288,8 +314,59 @@ def reply_modal(review_id: int, channel: str, ts: str, customer: str) -> dict[st
     )
 
 
+def _option(text: str, value: str, description: str | None = None) -> Block:
+    option: Block = {"text": _plain(shorten(text, MAX_OPTION), MAX_OPTION), "value": value}
+    if description:
+        option["description"] = _plain(shorten(description, MAX_OPTION), MAX_OPTION)
+    return option
+
+
+def _select(block_id: str, action_id: str, label: str, options: Sequence[Block]) -> Block:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": _plain(label, 2000),
+        "element": {
+            "type": "static_select",
+            "action_id": action_id,
+            "placeholder": _plain("Choose…", 150),
+            "options": list(options[:MAX_OPTIONS]),
+        },
+    }
+
+
+def _now_labelled(answer: ReviewText) -> str:
+    if answer.corrected_by is not None and answer.label is not None:
+        return f"now {answer.label} (corrected)"
+    return f"now {answer.sentiment or 'sentiment pending'}"
+
+
+def correct_modal(form: SupportForm, channel: str, ts: str) -> dict[str, Any]:
+    """The modal for correcting a sentiment label: which text (a select when the item has
+    several; else the text is shown and its answer id kept in the metadata) and which label."""
+    metadata: dict[str, Any] = {"review_id": form.review_id, "channel": channel, "ts": ts}
+    blocks: list[Block] = []
+    if len(form.texts) == 1:
+        (only,) = form.texts
+        metadata["answer_id"] = only.answer_id
+        quoted = "\n".join(f"> {escape(line)}" for line in only.text.splitlines() or [""])
+        head = f"*{escape(only.question_id)}* ({escape(_now_labelled(only))})"
+        blocks.append(_mrkdwn(f"{head}\n{quoted}"))
+    else:
+        options = [
+            _option(f"{t.question_id}: {t.text}", str(t.answer_id), _now_labelled(t))
+            for t in form.texts
+        ]
+        blocks.append(_select(TEXT_BLOCK, TEXT_SELECT, "Answer", options))
+    labels = [_option(label, label) for label in form.labels]
+    blocks.append(_select(LABEL_BLOCK, LABEL_SELECT, "Correct label", labels))
+    return _modal(CORRECT_VIEW, f"Label #{form.review_id}", "Correct", metadata, blocks)
+
+
 def support_modal(form: SupportForm, channel: str, ts: str) -> dict[str, Any]:
     """The modal the support desk asked for, opened from the alert at `channel` / `ts`."""
     if form.action == SupportAction.REPLY:
         return reply_modal(form.review_id, channel, ts, form.customer)
+    if form.action == SupportAction.CORRECT_LABEL:
+        return correct_modal(form, channel, ts)
     return resolve_modal(form.review_id, channel, ts)

@@ -28,15 +28,14 @@ from bot.desk_views import (
 )
 from bot.errors import (
     CustomerUnreachableError,
-    LabelCorrectionError,
     ReviewConflictError,
     ReviewNotFoundError,
 )
-from bot.reviews import queue_reply
+from bot.reviews import correct_answer_label, queue_reply
 from storage import desk_queue as dq
 from storage import review_queue as rq
 from storage.database import Database, Session, transaction
-from storage.label_corrections import ShownLabel, add_correction, shown_labels
+from storage.label_corrections import ShownLabel
 from storage.tables import Answer, ReviewItem, ReviewStatus, as_utc
 
 log = logging.getLogger(__name__)
@@ -385,38 +384,13 @@ class DeskWork:
 
         LabelCorrectionError for an unknown label or the label already shown;
         ReviewNotFoundError when the answer is not a text of that item. The model's own label
-        is kept; the correction stores who, when, old and new, and shows in the history.
+        is kept; the correction stores who, when, old and new, and shows in the history
+        (bot.reviews.correct_answer_label, which the Slack alert's form uses too).
         """
-        wanted = label.strip().lower()
-        if wanted not in dq.LABELS:
-            raise LabelCorrectionError(
-                f"unknown sentiment label {label!r}: use one of {', '.join(dq.LABELS)}"
-            )
 
         def work(session: Session) -> None:
-            item = rq.get_review_item(session, review_item_id=review_id)
-            if item is None or dq.is_erased(session, customer_id=item.customer_id):
-                raise ReviewNotFoundError(f"review item #{review_id} does not exist")
-            answer = session.get(Answer, answer_id)
-            if (
-                answer is None
-                or answer.conversation_id != item.conversation_id
-                or answer.question_type != dq.TEXT_TYPE
-                or answer.skipped
-            ):
-                raise ReviewNotFoundError(
-                    f"review item #{review_id} has no text answer #{answer_id}"
-                )
-            before = shown_labels(session, answer_ids=[answer_id]).get(answer_id)
-            if before is not None and before.label == wanted:
-                raise LabelCorrectionError(f"the text is labelled {wanted} already")
-            fix = add_correction(session, answer_id=answer_id, new_label=wanted, actor=actor)
-            rq.add_review_event(
-                session,
-                item=item,
-                action="label_corrected",
-                actor=actor,
-                note=f"answer #{answer_id}: {fix.old_label} → {fix.new_label}",
+            correct_answer_label(
+                session, review_id=review_id, answer_id=answer_id, actor=actor, label=label
             )
 
         await self._act(review_id, work)

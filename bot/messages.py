@@ -214,6 +214,25 @@ class ReviewStep:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewText:
+    """One text answer of a flagged response, as an alert shows it.
+
+    `sentiment` is the label as shown ("negative 93%", "neutral (corrected)", None while
+    unlabelled); `label` the bare label. A text a person corrected names who (`corrected_by`, a
+    platform user id or a web desk user's e-mail) and the model's own label (`corrected_from`).
+    `answer_id` is what a correction names (None: this text cannot be corrected).
+    """
+
+    question_id: str
+    text: str
+    sentiment: str | None = None
+    answer_id: int | None = None
+    label: str | None = None
+    corrected_from: str | None = None
+    corrected_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewCard:
     """A flagged survey response as the support team sees it (a Slack alert renders this)."""
 
@@ -223,8 +242,7 @@ class ReviewCard:
     channel: str  # the customer's channel: telegram, slack, console
     flow_id: str
     scores: tuple[str, ...] = ()  # "NPS 3", "CSAT 1 of 5"
-    # (question id, text, sentiment such as "negative 93%" or None while unlabelled)
-    texts: tuple[tuple[str, str, str | None], ...] = ()
+    texts: tuple[ReviewText, ...] = ()  # the text answers, with their sentiment labels
     reasons: tuple[str, ...] = ()
     history: tuple[ReviewStep, ...] = ()
     can_reply: bool = True  # False when the customer's channel cannot be written to
@@ -239,6 +257,7 @@ class SupportAction(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"  # with a note, typed in a form
     REPLY = "reply"  # a message to the customer, typed in a form
+    CORRECT_LABEL = "correct_label"  # a text answer's sentiment label, chosen in a form
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,16 +271,20 @@ class SupportPress:
 
 @dataclass(frozen=True, slots=True)
 class SupportSubmission:
-    """An agent submitted a form (RESOLVE: the note; REPLY: the text for the customer).
+    """An agent submitted a form (RESOLVE: the note; REPLY: the text for the customer;
+    CORRECT_LABEL: the text answer `answer_id` and the `label` chosen for it).
 
     `actor` is None when the platform named nobody, `review_id` None when the form's record of
-    its item could not be read; `text` is what was typed, trimmed.
+    its item could not be read; `text` is what was typed, trimmed. `answer_id` and `label` are
+    None when nothing was chosen (or the choice could not be read).
     """
 
     action: SupportAction
     actor: str | None
     review_id: int | None
     text: str
+    answer_id: int | None = None
+    label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,11 +301,14 @@ class SupportNotice:
 
 @dataclass(frozen=True, slots=True)
 class SupportForm:
-    """Ask the agent for a text first: the resolution note, or the message to `customer`."""
+    """Ask the agent for a text first: the resolution note, or the message to `customer`; or,
+    for CORRECT_LABEL, which of `texts` to label and with which of `labels`."""
 
-    action: SupportAction  # RESOLVE or REPLY
+    action: SupportAction  # RESOLVE, REPLY or CORRECT_LABEL
     review_id: int
     customer: str  # name and platform id, as the alert shows them
+    texts: tuple[ReviewText, ...] = ()  # CORRECT_LABEL: the texts that can be corrected
+    labels: tuple[str, ...] = ()  # CORRECT_LABEL: the labels a person may choose
 
 
 @dataclass(frozen=True, slots=True)

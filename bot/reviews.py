@@ -4,6 +4,8 @@ Workflow (keyword-only functions over storage queries; each is one transaction):
 
 - `acknowledge` — an open item becomes acknowledged;
 - `resolve` — the item is resolved, with the support agent's note;
+- `correct_label` — a person's sentiment label for one of the item's text answers (the web desk
+  and the Slack alert share `correct_answer_label`); the model's own label is kept;
 - `reply` — a message to the customer on *their* channel (Telegram, Slack…) is queued in the
   outbox and recorded, in one transaction; an open item becomes acknowledged. The delivery
   worker sends it; if the platform refuses it for good, a delivery failure of the item is
@@ -31,6 +33,7 @@ from typing import Protocol
 from bot.errors import (
     CustomerUnreachableError,
     DeliveryError,
+    LabelCorrectionError,
     RateLimitedError,
     ReviewNotFoundError,
 )
@@ -39,6 +42,7 @@ from bot.messages import (
     PressOutcome,
     ReviewCard,
     ReviewStep,
+    ReviewText,
     SubmitOutcome,
     SupportPress,
     SupportSubmission,
@@ -47,11 +51,12 @@ from bot.messages import (
 from bot.support_actions import PlainNames, SupportTeam, on_press, on_submit
 from bot.turn_outbox import enqueue_message, uses_outbox
 from bot.waiting import wait_for_event
+from storage import desk_queue as dq
 from storage import review_queue as rq
 from storage.database import Database, Session, transaction
-from storage.label_corrections import shown_labels
+from storage.label_corrections import add_correction, shown_labels
 from storage.privacy import erased_external_id
-from storage.tables import ReviewItem, ReviewStatus
+from storage.tables import Answer, LabelCorrection, ReviewItem, ReviewStatus
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +178,56 @@ def reply(
         queue_reply(session, review_id=review_id, actor=actor, text=text, can_reply=can_reply)
 
 
+def correct_answer_label(
+    session: Session, *, review_id: int, answer_id: int, actor: str, label: str
+) -> LabelCorrection:
+    """Inside a transaction: store a person's sentiment label for a text answer of item
+    `review_id`, and a `label_corrected` review event (the item's history, its alert); the
+    correction. The web desk and the Slack alert both correct labels through this.
+
+    Raises, before anything is stored: LabelCorrectionError for an unknown label or the label
+    the text already shows; ReviewNotFoundError when the item does not exist (or its customer
+    was erased) or the answer is not a text of that item. The model's own label is kept; the
+    correction stores who, when, old and new, and the model's id and version.
+    """
+    wanted = label.strip().lower()
+    if wanted not in dq.LABELS:
+        raise LabelCorrectionError(
+            f"unknown sentiment label {label!r}: use one of {', '.join(dq.LABELS)}"
+        )
+    item = rq.get_review_item(session, review_item_id=review_id)
+    if item is None or dq.is_erased(session, customer_id=item.customer_id):
+        raise ReviewNotFoundError(f"review item #{review_id} does not exist")
+    answer = session.get(Answer, answer_id)
+    if (
+        answer is None
+        or answer.conversation_id != item.conversation_id
+        or answer.question_type != dq.TEXT_TYPE
+        or answer.skipped
+    ):
+        raise ReviewNotFoundError(f"review item #{review_id} has no text answer #{answer_id}")
+    before = shown_labels(session, answer_ids=[answer_id]).get(answer_id)
+    if before is not None and before.label == wanted:
+        raise LabelCorrectionError(f"the text is labelled {wanted} already")
+    fix = add_correction(session, answer_id=answer_id, new_label=wanted, actor=actor)
+    rq.add_review_event(
+        session,
+        item=item,
+        action="label_corrected",
+        actor=actor,
+        note=f"answer #{answer_id}: {fix.old_label} → {fix.new_label}",
+    )
+    return fix
+
+
+def correct_label(db: Database, *, review_id: int, answer_id: int, actor: str, label: str) -> None:
+    """Correct a text answer's sentiment label in one transaction (`correct_answer_label`)."""
+    with transaction(db) as session:
+        correct_answer_label(
+            session, review_id=review_id, answer_id=answer_id, actor=actor, label=label
+        )
+
+
 # -- what an alert shows --------------------------------------------------------------------------
 
 
@@ -203,7 +258,7 @@ def review_card(
         name = " ".join(p for p in (customer.first_name, customer.last_name) if p)
         who = f"{name} ({customer.external_id})" if name else customer.external_id
         scores: list[str] = []
-        texts: list[tuple[str, str, str | None]] = []
+        texts: list[ReviewText] = []
         # The label people see: a support agent's correction wins over the model's.
         shown = shown_labels(session, answer_ids=[a.id for a in details.answers if a.id])
         for answer in details.answers:
@@ -214,12 +269,23 @@ def review_card(
                 scores.append(f"{answer.question_type.upper()} {answer.value_int}{scale}")
             elif answer.question_type == "text" and answer.value_text:
                 seen = shown.get(answer.id or -1)
-                label = None
+                label = by = model = None
                 if seen is not None and seen.corrected_by is not None:
                     label = f"{seen.label} (corrected)"
+                    by, model = actor_id(seen.corrected_by), seen.model_label
                 elif seen is not None and seen.label is not None:
                     label = f"{seen.label} {seen.confidence or 0:.0%}"
-                texts.append((answer.question_id, answer.value_text, label))
+                texts.append(
+                    ReviewText(
+                        question_id=answer.question_id,
+                        text=answer.value_text,
+                        sentiment=label,
+                        answer_id=answer.id,
+                        label=seen.label if seen is not None else None,
+                        corrected_from=model,
+                        corrected_by=by,
+                    )
+                )
         card = ReviewCard(
             review_id=review_id,
             status=item.status,
@@ -470,6 +536,21 @@ class ReviewDesk:
         if changed:
             await self._refresh(review_id)
         return changed
+
+    async def correct_label(
+        self, *, review_id: int, answer_id: int, actor: str, label: str
+    ) -> None:
+        """Correct a text answer's sentiment label (`correct_answer_label`: LabelCorrectionError,
+        ReviewNotFoundError, nothing stored) and update the alert in place."""
+        await asyncio.to_thread(
+            correct_label,
+            self._db,
+            review_id=review_id,
+            answer_id=answer_id,
+            actor=self._actor(actor),
+            label=label,
+        )
+        await self._refresh(review_id)
 
     async def reply(self, *, review_id: int, actor: str, text: str) -> None:
         """Queue a reply to the customer, record it, and update the alert in place.

@@ -13,9 +13,13 @@ renders the outcomes; it decides nothing. Decided here:
 - a form must name its item and must not be empty; a resolve that lost the race to another
   agent keeps its form open (so that the note can be copied) and names who resolved it; a
   reply to a customer whose channel is not served here, or who blocked the bot or was erased,
-  keeps the form open with the reason (nothing is queued).
+  keeps the form open with the reason (nothing is queued);
+- Correct label opens a form of the item's text answers and the labels (a notice when the item
+  has no text to correct); a label that is unknown or already shown, or an answer that is not
+  the item's, keeps the form open with why; a correction is stored as the web desk stores it
+  (who, when, old → new, the model's version) and the alert shows it.
 
-The workflow itself (`Workflow`: the item's card, acknowledge, resolve, reply) is
+The workflow itself (`Workflow`: the item's card, acknowledge, resolve, reply, correct_label) is
 bot.reviews.ReviewDesk's, over the database; these functions only call it.
 """
 
@@ -25,7 +29,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.errors import CustomerUnreachableError, DeliveryError, ReviewNotFoundError
+from bot.errors import (
+    CustomerUnreachableError,
+    DeliveryError,
+    LabelCorrectionError,
+    ReviewNotFoundError,
+)
 from bot.messages import (
     PressOutcome,
     ReviewCard,
@@ -40,6 +49,7 @@ from bot.messages import (
     SupportSubmission,
     UserNames,
 )
+from storage.desk_queue import LABELS
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +62,11 @@ NOTICES = {
     "already": "Flagged reply #{review_id} is already {status}{by}.",
     "already_resolved": "Already resolved{by}; your note was not saved.",
     "stale_form": "This form is out of date: close it and use the alert's buttons again.",
+    "no_texts": "Flagged reply #{review_id} has no text answer whose label could be corrected.",
+    "choose_text": "Please choose the answer whose label to correct.",
+    "choose_label": "Please choose a label.",
+    "not_corrected": "Label not corrected: {error}.",
+    "not_its_text": "That answer is not a text of flagged reply #{review_id}.",
 }
 # The steps that give an item its status: who made it so, for "already resolved by …".
 _STATUS_STEPS = {"acknowledged": ("acknowledged", "replied"), "resolved": ("resolved",)}
@@ -75,6 +90,14 @@ class Workflow(Protocol):
     async def reply(self, *, review_id: int, actor: str, text: str) -> None:
         """Queue a reply to the customer. DeliveryError (channel not served here),
         CustomerUnreachableError (blocked the bot, erased), ReviewNotFoundError."""
+        ...
+
+    async def correct_label(
+        self, *, review_id: int, answer_id: int, actor: str, label: str
+    ) -> None:
+        """Store a person's sentiment label for a text answer of the item. LabelCorrectionError
+        (unknown label, or the one shown), ReviewNotFoundError (no such item, or the answer is
+        not a text of it); nothing is stored then."""
         ...
 
 
@@ -142,12 +165,34 @@ async def form_pressed(work: Workflow, team: SupportTeam, press: SupportPress) -
     return SupportForm(action=press.action, review_id=press.review_id, customer=card.customer)
 
 
+async def correct_pressed(work: Workflow, team: SupportTeam, press: SupportPress) -> PressOutcome:
+    """Correct label: the form of the item's correctable texts and the labels, or a notice.
+
+    Allowed whatever the item's status: a label is training data, not part of the workflow.
+    """
+    card = await work.card(review_id=press.review_id)
+    if card is None:
+        return out_of_date(team, press.review_id, card)
+    texts = tuple(t for t in card.texts if t.answer_id is not None)
+    if not texts:
+        return SupportNotice(NOTICES["no_texts"].format(review_id=press.review_id))
+    return SupportForm(
+        action=press.action,
+        review_id=press.review_id,
+        customer=card.customer,
+        texts=texts,
+        labels=LABELS,
+    )
+
+
 async def on_press(work: Workflow, team: SupportTeam, press: SupportPress) -> PressOutcome:
     """What an alert's button press comes to (see the module doc)."""
     if press.actor not in team.users:
         return not_support(team, press.actor)
     if press.action == SupportAction.ACKNOWLEDGE:
         return await acknowledge_pressed(work, team, press)
+    if press.action == SupportAction.CORRECT_LABEL:
+        return await correct_pressed(work, team, press)
     return await form_pressed(work, team, press)
 
 
@@ -200,6 +245,26 @@ async def reply_submitted(
     return SupportDone()
 
 
+async def label_submitted(
+    work: Workflow, *, actor: str, review_id: int, answer_id: int | None, label: str | None
+) -> SubmitOutcome:
+    """Store the label chosen for a text answer: done, or why the form stays open."""
+    if answer_id is None:
+        return SupportFormError(NOTICES["choose_text"])
+    if not label:
+        return SupportFormError(NOTICES["choose_label"])
+    try:
+        await work.correct_label(review_id=review_id, answer_id=answer_id, actor=actor, label=label)
+    except LabelCorrectionError as exc:
+        return SupportFormError(NOTICES["not_corrected"].format(error=exc))
+    except ReviewNotFoundError:
+        # Either the item is gone, or the form named an answer of another item.
+        if await work.card(review_id=review_id) is None:
+            return SupportFormError(NOTICES["gone"])
+        return SupportFormError(NOTICES["not_its_text"].format(review_id=review_id))
+    return SupportDone()
+
+
 async def on_submit(work: Workflow, team: SupportTeam, form: SupportSubmission) -> SubmitOutcome:
     """What a submitted form comes to (see the module doc)."""
     if form.actor is None or form.actor not in team.users:
@@ -207,6 +272,14 @@ async def on_submit(work: Workflow, team: SupportTeam, form: SupportSubmission) 
     if form.review_id is None:
         log.warning("a %s form without a readable review id, from %s", form.action, form.actor)
         return SupportFormError(NOTICES["stale_form"])
+    if form.action == SupportAction.CORRECT_LABEL:
+        return await label_submitted(
+            work,
+            actor=form.actor,
+            review_id=form.review_id,
+            answer_id=form.answer_id,
+            label=form.label,
+        )
     if not form.text:
         return SupportFormError(NOTICES["empty"])
     if form.action == SupportAction.RESOLVE:

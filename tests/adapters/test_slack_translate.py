@@ -33,6 +33,7 @@ from bot.messages import (
     OutgoingMessage,
     ReviewCard,
     ReviewStep,
+    ReviewText,
     SentRef,
     SupportAction,
     SupportForm,
@@ -162,7 +163,7 @@ def test_an_alert_shows_everything_and_only_the_buttons_still_useful() -> None:
         channel="slack",
         flow_id="post_interaction",
         scores=("NPS 2 of 10",),
-        texts=(("fix_first", "Too slow", "negative 91%"),),
+        texts=(ReviewText("fix_first", "Too slow", "negative 91%"),),
         reasons=("NPS 2 (detractor)", "negative (91%)"),
         history=(
             ReviewStep("acknowledged", "U0AGENT01", datetime(2026, 11, 22, 12, 1, tzinfo=UTC)),
@@ -177,6 +178,120 @@ def test_an_alert_shows_everything_and_only_the_buttons_still_useful() -> None:
     actions = next(b for b in alert["blocks"] if b["type"] == "actions")["elements"]
     assert [a["action_id"] for a in actions] == [kit.RESOLVE_ACTION, kit.REPLY_ACTION]
     assert all(a["value"] == "7" for a in actions)
+
+
+TOO_SLOW = ReviewText("fix_first", "Too slow", "negative 91%", answer_id=31, label="negative")
+FIXED = ReviewText(
+    "liked",
+    "Nice & quick",
+    "neutral (corrected)",
+    answer_id=32,
+    label="neutral",
+    corrected_from="positive",
+    corrected_by="U0AGENT02",
+)
+
+
+def test_an_alert_with_texts_offers_to_correct_their_labels_and_shows_corrections() -> None:
+    card = ReviewCard(
+        review_id=7,
+        status="resolved",
+        customer="Ann",
+        channel="slack",
+        flow_id="f",
+        texts=(TOO_SLOW, FIXED, ReviewText("other", "Pending", None, answer_id=33)),
+    )
+    alert = kit.render_alert(card)
+    text = str(alert["blocks"])
+    assert "*fix_first* (negative 91%)\\n> Too slow" in text
+    assert "*liked* (positive → corrected to neutral by <@U0AGENT02>)\\n> Nice &amp; quick" in text
+    assert "*other* (sentiment pending)" in text
+    actions = next(b for b in alert["blocks"] if b["type"] == "actions")["elements"]
+    assert [(a["action_id"], a["value"]) for a in actions] == [
+        (kit.REPLY_ACTION, "7"),
+        (kit.CORRECT_ACTION, "7"),
+    ]
+    assert kit.ALERT_ACTIONS[kit.CORRECT_ACTION] == SupportAction.CORRECT_LABEL
+    # A label corrected before any model labelled the text: no "from".
+    unlabelled = replace(FIXED, corrected_from=None, corrected_by="ana@example.com")
+    shown = str(kit.render_alert(replace(card, texts=(unlabelled,)))["blocks"])
+    assert "(corrected to neutral by ana@example.com)" in shown
+
+
+LABELS = ("negative", "neutral", "positive")
+
+
+def correct_form(*texts: ReviewText) -> SupportForm:
+    return SupportForm(
+        action=SupportAction.CORRECT_LABEL, review_id=7, customer="Ann", texts=texts, labels=LABELS
+    )
+
+
+def select_options(modal: dict[str, Any], block_id: str) -> list[tuple[str, str]]:
+    (block,) = [b for b in modal["blocks"] if b.get("block_id") == block_id]
+    assert block["element"]["type"] == "static_select"
+    return [(o["text"]["text"], o["value"]) for o in block["element"]["options"]]
+
+
+def test_the_label_modal_of_several_texts_reads_back_the_answer_and_label_chosen() -> None:
+    modal = kit.support_modal(correct_form(TOO_SLOW, FIXED), "C0ALERTS1", "1.0")
+    assert modal["callback_id"] == kit.CORRECT_VIEW
+    assert select_options(modal, kit.TEXT_BLOCK) == [
+        ("fix_first: Too slow", "31"),
+        ("liked: Nice & quick", "32"),
+    ]
+    assert select_options(modal, kit.LABEL_BLOCK) == [(x, x) for x in LABELS]
+    body = view_submission(
+        "U0AGENT01", modal, {}, selected={"answer": {"answer": "32"}, "label": {"label": "neutral"}}
+    )
+    assert translate_support_form(body) == SupportSubmission(
+        action=SupportAction.CORRECT_LABEL,
+        actor="U0AGENT01",
+        review_id=7,
+        text="",
+        answer_id=32,
+        label="neutral",
+    )
+
+
+def test_the_label_modal_of_one_text_shows_it_and_keeps_its_answer_id() -> None:
+    modal = kit.support_modal(correct_form(TOO_SLOW), "C0ALERTS1", "1.0")
+    assert [b.get("block_id") for b in modal["blocks"] if b["type"] == "input"] == ["label"]
+    assert modal["blocks"][0]["text"]["text"] == "*fix_first* (now negative 91%)\n> Too slow"
+    body = view_submission("U0AGENT01", modal, {}, selected={"label": {"label": "positive"}})
+    found = translate_support_form(body)
+    assert isinstance(found, SupportSubmission)
+    assert (found.action, found.review_id, found.answer_id, found.label) == (
+        SupportAction.CORRECT_LABEL,
+        7,
+        31,
+        "positive",
+    )
+
+
+@pytest.mark.parametrize(
+    ("metadata", "selected", "answer_id", "label"),
+    [
+        ('{"review_id": 7}', {}, None, None),  # nothing chosen
+        ('{"review_id": 7, "answer_id": true}', {"label": {"label": "neutral"}}, None, "neutral"),
+        ('{"review_id": 7}', {"answer": {"answer": "x1"}}, None, None),
+        ('{"review_id": 7, "answer_id": 31}', {"answer": {"answer": "0"}}, None, None),
+        ('{"review_id": 7, "answer_id": 31}', {"label": {"label": " angry "}}, 31, "angry"),
+    ],
+)
+def test_a_label_form_reads_what_it_can_and_leaves_the_rest_to_the_desk(
+    metadata: str, selected: dict[str, dict[str, str]], answer_id: int | None, label: str | None
+) -> None:
+    view = {"type": "modal", "callback_id": kit.CORRECT_VIEW, "private_metadata": metadata}
+    found = translate_support_form(view_submission("U0AGENT01", view, {}, selected=selected))
+    assert found == SupportSubmission(
+        action=SupportAction.CORRECT_LABEL,
+        actor="U0AGENT01",
+        review_id=7,
+        text="",
+        answer_id=answer_id,
+        label=label,
+    )
 
 
 def history_of(card: ReviewCard) -> str:
@@ -267,7 +382,9 @@ async def test_the_sender_posts_in_the_dm_closes_in_place_and_answers_privately(
 
 
 def alert_message() -> dict[str, Any]:
-    card = ReviewCard(review_id=7, status="open", customer="Ann", channel="slack", flow_id="f")
+    card = ReviewCard(
+        review_id=7, status="open", customer="Ann", channel="slack", flow_id="f", texts=(TOO_SLOW,)
+    )
     return {"ts": "1.000007", **kit.render_alert(card)}
 
 
@@ -277,6 +394,7 @@ def alert_message() -> dict[str, Any]:
         (kit.ACK_ACTION, SupportAction.ACKNOWLEDGE),
         (kit.RESOLVE_ACTION, SupportAction.RESOLVE),
         (kit.REPLY_ACTION, SupportAction.REPLY),
+        (kit.CORRECT_ACTION, SupportAction.CORRECT_LABEL),
     ],
 )
 def test_an_alert_button_is_a_press_for_the_support_desk(

@@ -290,7 +290,13 @@ async def test_a_correction_keeps_the_models_label_and_shows_in_the_history(
     # The Slack alert shows the corrected label too: one state, two views.
     found = review_card(db, review_id=ann.review_id)
     assert found is not None
-    assert [label for _, _, label in found[0].texts] == ["neutral (corrected)"]
+    (shown,) = found[0].texts
+    assert (shown.sentiment, shown.label, shown.answer_id) == (
+        "neutral (corrected)",
+        "neutral",
+        answer,
+    )
+    assert (shown.corrected_from, shown.corrected_by) == ("negative", "ana@example.com")
     with pytest.raises(LabelCorrectionError, match="already"):
         await work.correct_label(answer, actor=BOB, label="neutral", review_id=ann.review_id)
     with pytest.raises(LabelCorrectionError, match="unknown"):

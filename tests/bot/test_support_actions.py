@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.errors import DeliveryError, ReviewNotFoundError
+from bot.errors import DeliveryError, LabelCorrectionError, ReviewNotFoundError
 from bot.messages import (
     ReviewCard,
     ReviewStep,
+    ReviewText,
     SupportAction,
     SupportDone,
     SupportForm,
@@ -58,14 +59,23 @@ class Desk:
     cards: dict[int, ReviewCard] = field(default_factory=dict)
     replies: list[tuple[int, str, str]] = field(default_factory=list)
     refuse_replies: str | None = None  # DeliveryError text: the channel is not served here
+    # (answer id, actor, old label, new label) of each stored correction
+    corrections: list[tuple[int, str, str, str]] = field(default_factory=list)
 
-    def add(self, review_id: int = 1, status: str = "open", *steps: ReviewStep) -> None:
+    def add(
+        self,
+        review_id: int = 1,
+        status: str = "open",
+        *steps: ReviewStep,
+        texts: tuple[ReviewText, ...] = (),
+    ) -> None:
         self.cards[review_id] = ReviewCard(
             review_id=review_id,
             status=status,
             customer="Ann (U0ANN0001)",
             channel="slack",
             flow_id="post_interaction",
+            texts=texts,
             history=steps,
         )
 
@@ -93,6 +103,24 @@ class Desk:
             return False
         self._step(review_id, "resolved", actor, note, "resolved")
         return True
+
+    async def correct_label(
+        self, *, review_id: int, answer_id: int, actor: str, label: str
+    ) -> None:
+        card = self._get(review_id)
+        if label not in LABELS:
+            raise LabelCorrectionError(f"unknown sentiment label {label!r}")
+        found = [t for t in card.texts if t.answer_id == answer_id]
+        if not found:
+            raise ReviewNotFoundError(f"review item #{review_id} has no text answer #{answer_id}")
+        (text,) = found
+        if text.label == label:
+            raise LabelCorrectionError(f"the text is labelled {label} already")
+        fixed = replace(text, label=label, corrected_from=text.label, corrected_by=actor)
+        texts = tuple(fixed if t is text else t for t in card.texts)
+        self.cards[review_id] = replace(card, texts=texts)
+        self._step(review_id, "label_corrected", actor, f"{text.label} → {label}", card.status)
+        self.corrections.append((answer_id, actor, text.label or "unlabelled", label))
 
     async def reply(self, *, review_id: int, actor: str, text: str) -> None:
         card = self._get(review_id)
@@ -131,6 +159,34 @@ def form(
 
 
 ACK, RESOLVE, REPLY = SupportAction.ACKNOWLEDGE, SupportAction.RESOLVE, SupportAction.REPLY
+CORRECT = SupportAction.CORRECT_LABEL
+LABELS = ("negative", "neutral", "positive")
+SLOW = ReviewText("why", "Too slow", "negative 91%", answer_id=31, label="negative")
+NICE = ReviewText("liked", "Nice staff", None, answer_id=32)  # pending
+GONE = ReviewText("old", "From an older alert", None)  # no answer id: cannot be corrected
+
+
+def label_form(
+    answer_id: int | None = 31,
+    label: str | None = "neutral",
+    actor: str | None = AGENT,
+    review_id: int | None = 2,
+) -> SupportSubmission:
+    return SupportSubmission(
+        action=CORRECT,
+        actor=actor,
+        review_id=review_id,
+        text="",
+        answer_id=answer_id,
+        label=label,
+    )
+
+
+@pytest.fixture
+def labelled(desk: Desk) -> Desk:
+    """Item 1 without texts, item 2 with a labelled and a pending text (and one without id)."""
+    desk.add(2, "resolved", texts=(SLOW, NICE, GONE))
+    return desk
 
 
 async def test_acknowledge_changes_an_open_item_and_says_nothing(
@@ -141,7 +197,7 @@ async def test_acknowledge_changes_an_open_item_and_says_nothing(
     assert [(s.action, s.actor) for s in desk.cards[1].history] == [("acknowledged", AGENT)]
 
 
-@pytest.mark.parametrize("action", [ACK, RESOLVE, REPLY])
+@pytest.mark.parametrize("action", [ACK, RESOLVE, REPLY, CORRECT])
 async def test_presses_from_outside_the_team_are_refused_naming_who_can(
     desk: Desk, team: SupportTeam, action: SupportAction
 ) -> None:
@@ -167,7 +223,7 @@ async def test_resolve_and_reply_ask_for_their_text_first(desk: Desk, team: Supp
     assert desk.cards[1].history == ()  # nothing done before the form is sent
 
 
-@pytest.mark.parametrize("action", [ACK, RESOLVE, REPLY])
+@pytest.mark.parametrize("action", [ACK, RESOLVE, REPLY, CORRECT])
 async def test_a_press_on_an_item_that_is_gone_says_so(
     desk: Desk, team: SupportTeam, action: SupportAction
 ) -> None:
@@ -277,3 +333,70 @@ async def test_without_a_directory_people_are_named_by_their_ids(desk: Desk) -> 
     assert await on_submit(desk, team, form(RESOLVE, "Called")) == SupportFormError(
         f"Already resolved by {OTHER} at 2026-11-22 12:01 UTC; your note was not saved."
     )
+
+
+# -- correcting a sentiment label -----------------------------------------------------------------
+
+
+async def test_correct_label_asks_which_text_and_which_label(
+    labelled: Desk, team: SupportTeam
+) -> None:
+    # Resolved or not: a label is training data, not part of the item's workflow.
+    assert await on_press(labelled, team, press(CORRECT, review_id=2)) == SupportForm(
+        action=CORRECT,
+        review_id=2,
+        customer="Ann (U0ANN0001)",
+        texts=(SLOW, NICE),
+        labels=LABELS,
+    )
+    assert labelled.corrections == [] and labelled.cards[2].history == ()
+
+
+async def test_correct_label_on_an_item_without_texts_says_so(
+    labelled: Desk, team: SupportTeam
+) -> None:
+    assert await on_press(labelled, team, press(CORRECT)) == SupportNotice(
+        "Flagged reply #1 has no text answer whose label could be corrected."
+    )
+
+
+async def test_a_correction_is_stored_and_closes_the_form(
+    labelled: Desk, team: SupportTeam
+) -> None:
+    assert await on_submit(labelled, team, label_form()) == SupportDone()
+    assert await on_submit(labelled, team, label_form(32, "positive")) == SupportDone()
+    assert labelled.corrections == [
+        (31, AGENT, "negative", "neutral"),
+        (32, AGENT, "unlabelled", "positive"),
+    ]
+    assert [t.label for t in labelled.cards[2].texts] == ["neutral", "positive", None]
+    assert [s.action for s in labelled.cards[2].history] == ["label_corrected"] * 2
+
+
+@pytest.mark.parametrize(
+    ("submitted", "error"),
+    [
+        (label_form(actor=STRANGER), "Support users only."),
+        (label_form(actor=None), "Support users only."),
+        (label_form(review_id=None), NOTICES["stale_form"]),
+        (label_form(answer_id=None), "Please choose the answer whose label to correct."),
+        (label_form(label=None), "Please choose a label."),
+        (
+            label_form(label="angry"),
+            "Label not corrected: unknown sentiment label 'angry'.",
+        ),
+        (
+            label_form(label="negative"),
+            "Label not corrected: the text is labelled negative already.",
+        ),
+        (label_form(answer_id=99), "That answer is not a text of flagged reply #2."),
+        (label_form(review_id=1), "That answer is not a text of flagged reply #1."),
+        (label_form(review_id=999), "That flagged reply no longer exists."),
+    ],
+)
+async def test_label_forms_that_cannot_be_acted_on_stay_open_and_store_nothing(
+    labelled: Desk, team: SupportTeam, submitted: SupportSubmission, error: str
+) -> None:
+    assert await on_submit(labelled, team, submitted) == SupportFormError(error)
+    assert labelled.corrections == []
+    assert labelled.cards[2].texts == (SLOW, NICE, GONE) and labelled.cards[2].history == ()

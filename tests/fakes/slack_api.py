@@ -358,9 +358,33 @@ def button_press(user: str, channel: str, message: dict[str, Any], value: str) -
 
 
 def view_submission(
-    user: str, view: dict[str, Any], values: dict[str, dict[str, str]]
+    user: str,
+    view: dict[str, Any],
+    values: dict[str, dict[str, str]],
+    *,
+    selected: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """A `view_submission` payload of `view` (as views.open got it): block → action → text."""
+    """A `view_submission` payload of `view` (as views.open got it): block → action → text
+    typed (`values`), or → the value of the option chosen in a static_select (`selected`)."""
+    state: dict[str, dict[str, Any]] = {
+        block: {
+            action: {"type": "plain_text_input", "value": text} for action, text in inputs.items()
+        }
+        for block, inputs in values.items()
+    }
+    for block, choices in (selected or {}).items():
+        state.setdefault(block, {}).update(
+            {
+                action: {
+                    "type": "static_select",
+                    "selected_option": {
+                        "text": {"type": "plain_text", "text": value, "emoji": True},
+                        "value": value,
+                    },
+                }
+                for action, value in choices.items()
+            }
+        )
     return {
         "type": "view_submission",
         "team": {"id": TEAM, "domain": "cx-test"},
@@ -372,15 +396,7 @@ def view_submission(
             "id": "V0TEST",
             "team_id": TEAM,
             **view,
-            "state": {
-                "values": {
-                    block: {
-                        action: {"type": "plain_text_input", "value": text}
-                        for action, text in inputs.items()
-                    }
-                    for block, inputs in values.items()
-                }
-            },
+            "state": {"values": state},
         },
     }
 

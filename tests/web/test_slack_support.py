@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.messages import IncomingMessage, MessageKind
 from storage.database import transaction
-from storage.tables import DeliveryFailure
+from storage.sentiment import add_score
+from storage.tables import Answer, DeliveryFailure, LabelCorrection
 from tests.fakes.slack_api import (
     FakeSlackAPI,
     block_action,
@@ -353,3 +354,92 @@ async def test_a_long_resolution_note_leaves_later_history_visible(
     assert resolved.startswith(f"Resolved by <@{AGENT}> at ") and resolved.endswith("…")
     assert replied.endswith(": We refunded you")
     assert review_events(served.app)[0] == ("resolved", f"slack:{AGENT}", note)
+
+
+def label_corrections(served: Served) -> list[tuple[int, str, str, str | None, str]]:
+    """(answer id, old label, new label, model version, actor) of every stored correction."""
+    with transaction(served.app.db) as s:
+        rows = s.exec(select(LabelCorrection).order_by(col(LabelCorrection.id)))
+        return [(f.answer_id, f.old_label, f.new_label, f.model_version, f.actor) for f in rows]
+
+
+async def flagged_with_a_label(fake: FakeSlackAPI, served: Served) -> tuple[int, dict[str, Any]]:
+    """Ann answers NPS 2 and why; the model labels the text negative. Its answer id, and the
+    alert once it shows the label."""
+    await flagged(fake, served)
+    await served.event(dm_event(ANN, "Too slow, nobody answered"))
+    with transaction(served.app.db) as s:
+        answer = s.exec(select(Answer).where(Answer.question_id == "fix_first")).one()
+        assert answer.id is not None
+        # What the sentiment worker stores (it is off in these tests).
+        add_score(
+            s,
+            answer_id=answer.id,
+            label="negative",
+            confidence=0.93,
+            model_id="tests/sentiment-model",
+            model_version="v7",
+        )
+    alert = await alert_shows(fake, "*fix_first* (negative 93%)")
+    await wait_until(lambda: alerts_settled(served.app), what="the alert's update")
+    return answer.id, alert
+
+
+async def test_a_support_user_corrects_a_label_from_the_alert(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    answer_id, alert = await flagged_with_a_label(fake, served)
+    assert ("Correct label", "1") in buttons(alert)[0]
+    updates_before = len(fake.requests("chat.update", channel=ALERTS))
+    await served.interact(block_action(AGENT, ALERTS, alert, "cxbot_review_label"))
+    (opened,) = fake.requests("views.open")
+    view = opened.body["view"]
+    assert view["callback_id"] == "cxbot_label"
+    assert "Too slow, nobody answered" in str(view["blocks"])  # the one text, shown
+    options = view["blocks"][-1]["element"]["options"]
+    assert [o["value"] for o in options] == ["negative", "neutral", "positive"]
+
+    same = await served.interact(
+        view_submission(AGENT, view, {}, selected={"label": {"label": "negative"}})
+    )
+    assert same.json() == {
+        "response_action": "errors",
+        "errors": {"label": "Label not corrected: the text is labelled negative already."},
+    }
+    done = await served.interact(
+        view_submission(AGENT, view, {}, selected={"label": {"label": "neutral"}})
+    )
+    assert done.status_code == 200 and done.text == ""  # the modal closes
+    assert label_corrections(served) == [(answer_id, "negative", "neutral", "v7", f"slack:{AGENT}")]
+    assert review_events(served.app) == [
+        ("label_corrected", f"slack:{AGENT}", f"answer #{answer_id}: negative → neutral")
+    ]
+    shown = f"negative → corrected to neutral by <@{AGENT}>"
+    now = await alert_shows(fake, shown)
+    update = fake.requests("chat.update", channel=ALERTS)[updates_before:][-1]
+    assert update.body["ts"] == alert["ts"] and shown in str(update.body["blocks"])
+    assert f"Label corrected by <@{AGENT}> at " in blocks_text(now)
+    assert [i.status for i in review_items(served.app)] == ["open"]  # a label is not a status
+
+
+async def test_a_label_correction_from_outside_the_support_team_stores_nothing(
+    fake: FakeSlackAPI, served: Served
+) -> None:
+    answer_id, alert = await flagged_with_a_label(fake, served)
+    await served.interact(block_action(STRANGER, ALERTS, alert, "cxbot_review_label"))
+    assert fake.requests("views.open") == []
+    (notice,) = fake.requests("chat.postEphemeral", channel=ALERTS, user=STRANGER)
+    assert notice.body["text"] == (
+        f"Sorry, only the support team (<@{AGENT}>) can work on these alerts."
+    )
+    # A forged submission of the modal is refused as well.
+    meta = f'{{"review_id": 1, "answer_id": {answer_id}}}'
+    view = {"type": "modal", "callback_id": "cxbot_label", "private_metadata": meta}
+    refused = await served.interact(
+        view_submission(STRANGER, view, {}, selected={"label": {"label": "positive"}})
+    )
+    assert refused.json() == {
+        "response_action": "errors",
+        "errors": {"label": "Support users only."},
+    }
+    assert label_corrections(served) == [] and review_events(served.app) == []
