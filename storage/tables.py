@@ -138,6 +138,25 @@ class Conversation(SQLModel, table=True):
 class Answer(SQLModel, table=True):
     """One answer as given: raw text, parsed value, and the flow version it was asked under."""
 
+    # The analytics page's comment walks (migration 0014): counted text answers newest first,
+    # and the NPS answer of a survey from the index alone.
+    __table_args__ = (
+        Index(
+            "ix_answer_text_time",
+            "answered_at",
+            "id",
+            sqlite_where=text("question_type = 'text' AND skipped = 0 AND late = 0"),
+            postgresql_where=text("question_type = 'text' AND NOT skipped AND NOT late"),
+        ),
+        Index(
+            "ix_answer_nps_survey",
+            "conversation_id",
+            "value_int",
+            sqlite_where=text("question_type = 'nps' AND skipped = 0 AND late = 0"),
+            postgresql_where=text("question_type = 'nps' AND NOT skipped AND NOT late"),
+        ),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
     customer_id: int = Field(foreign_key="customer.id", index=True)
