@@ -43,7 +43,7 @@ class BatchedClassifier:
         #: Logits are divided by it before softmax (``meta.json`` ``temperature``; see
         #: nlp.calibration): calibrated confidences, same labels.
         self.temperature = temperature if temperature > 0 else 1.0
-        # One run at a time: the runtime already uses every configured core per call.
+        # One classify() at a time: each already uses every configured core.
         self._lock = threading.Lock()
 
     @property
@@ -73,13 +73,20 @@ class BatchedClassifier:
         results: list[Prediction | None] = [None] * len(prepared)
         # Sorting by length keeps padding (wasted compute) small inside each batch.
         order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
+        batches = [
+            order[start : start + self.batch_size]
+            for start in range(0, len(order), self.batch_size)
+        ]
         with self._lock:
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                rows = self._probabilities([prepared[i] for i in idx])
-                for i, row in zip(idx, rows, strict=True):
-                    results[i] = self._prediction(row)
+            found = self._batch_probabilities([[prepared[i] for i in idx] for idx in batches])
+        for idx, rows in zip(batches, found, strict=True):
+            for i, row in zip(idx, rows, strict=True):
+                results[i] = self._prediction(row)
         return [r for r in results if r is not None]
+
+    def _batch_probabilities(self, batches: list[list[str]]) -> list[list[list[float]]]:
+        """The rows of every batch, in order; one batch after another unless overridden."""
+        return [self._probabilities(batch) for batch in batches]
 
     def _prediction(self, row: Sequence[float]) -> Prediction:
         scores = dict.fromkeys(SENTIMENT_LABELS, 0.0)

@@ -80,12 +80,24 @@ def test_a_cached_export_is_used_as_it_is(cached: tuple[Path, Path]) -> None:
         classifier.classify("great")
 
 
-def test_batches_keep_the_input_order(cached: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("lanes", [1, 2, 3])
+def test_batches_keep_the_input_order_on_any_number_of_lanes(
+    cached: tuple[Path, Path], lanes: int
+) -> None:
     adapter, cache = cached
-    classifier = load_onnx_classifier(str(adapter), cache_dir=cache, batch_size=2)
-    texts = ["great " * 5, "awful", "service service", "great", "awful awful awful"]
-    labels = [p.label.value for p in classifier.classify(texts)]
-    assert labels == ["positive", "negative", "neutral", "positive", "negative"]
+    one = load_onnx_classifier(str(adapter), cache_dir=cache, batch_size=32, num_threads=1)
+    classifier = load_onnx_classifier(
+        str(adapter), cache_dir=cache, batch_size=2, num_threads=lanes
+    )
+    assert classifier.lanes == lanes
+    texts = ["great " * 5, "awful", "service service", "great", "awful awful awful"] * 3
+    predictions = classifier.classify(texts)
+    labels = [p.label.value for p in predictions]
+    assert labels == ["positive", "negative", "neutral", "positive", "negative"] * 3
+    # Batches run side by side give the very probabilities of one batch of everything.
+    for a, b in zip(one.classify(texts), predictions, strict=True):
+        for name in a.scores:
+            assert math.isclose(a.scores[name], b.scores[name], abs_tol=1e-6)
 
 
 def test_chat_text_preparation_runs_before_tokenisation(cached: tuple[Path, Path]) -> None:
