@@ -1,7 +1,7 @@
 """Benchmark the analytics page's data and the full CSV export over a year of responses.
 
     python bench/dashboard.py [--responses 100000] [--quick] [--rounds 20] [--exports 3]
-                              [--postgres-url URL | --no-postgres]
+                              [--postgres-url URL | --no-postgres | --no-sqlite]
 
 Seeds a scratch database (SQLite in a temporary folder; PostgreSQL as a new database on the
 server of `--postgres-url`, dropped afterwards) with `--responses` surveys over the last 365 days
@@ -114,7 +114,7 @@ def _databases(args: argparse.Namespace) -> Iterator[list[tuple[str, str]]]:
         tempfile.TemporaryDirectory(prefix="cxbot-bench-dashboard-") as folder,
         ExitStack() as stack,
     ):
-        found = [("SQLite", f"sqlite:///{Path(folder) / 'dashboard.db'}")]
+        found = [] if args.no_sqlite else [("SQLite", f"sqlite:///{Path(folder) / 'dashboard.db'}")]
         if not args.no_postgres:
             try:
                 found.append(
@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test"
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--no-sqlite", action="store_true", help="PostgreSQL only (the target's database)"
+    )
     parser.add_argument("--target-ms", type=float, default=500.0)
     args = parser.parse_args(argv)
     if args.quick:
