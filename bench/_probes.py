@@ -6,11 +6,12 @@
   thread sent them. A statement is what reaches the database driver: each cursor execute
   (SQLite's `BEGIN IMMEDIATE` and SAVEPOINTs included; an executemany counts once), each COMMIT
   and ROLLBACK, and on PostgreSQL each transaction's BEGIN (psycopg sends it before the first
-  statement). `attribute_sql_to_workers()` wraps, in this process only, the methods cxbot runs in
-  worker threads so that a thread-local label says whose statement it is:
+  statement); a connection in autocommit sends none of those three (the inbox records a
+  batch so on PostgreSQL). `attribute_sql_to_workers()` wraps, in this process only, the
+  methods cxbot runs in worker threads so that a thread-local label says whose statement it is:
 
-  - `turn`: `bot.inbox.InboxWorker._process_next` — one update's transaction (claim, turn,
-    outbox rows, mark processed). A call that found nothing due counts apart (`idle claims`),
+  - `turn`: `bot.inbox.InboxWorker._process_next` — one update's transaction (claim and mark
+    processed, turn, outbox rows). A call that found nothing due counts apart (`idle claims`),
     so "SQL per turn" is the cost of one processed update's transaction;
   - `record`: `bot.inbox.Inbox._record` — a getUpdates batch stored in the inbox;
   - `delivery`: the delivery worker's claims, records of what was sent, and lease upkeep;
@@ -89,11 +90,13 @@ class SqlCounter:
     def _on_cursor_execute(self, *_args: Any) -> None:
         self._count()
 
-    def _on_transaction_end(self, _conn: Any) -> None:
-        self._count()
+    def _on_transaction_end(self, conn: Any) -> None:
+        if not _autocommit(conn):
+            self._count()
 
-    def _on_begin(self, _conn: Any) -> None:
-        self._count()
+    def _on_begin(self, conn: Any) -> None:
+        if not _autocommit(conn):
+            self._count()
 
     def _turn_done(self, statements: int, *, processed: bool) -> None:
         with self._lock:
@@ -103,6 +106,11 @@ class SqlCounter:
             else:
                 self.idle_claims += 1
                 self.idle_claim_statements += statements
+
+
+def _autocommit(conn: Any) -> bool:
+    """A connection in autocommit: the driver sends no BEGIN, COMMIT or ROLLBACK for it."""
+    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
 
 
 def _labelled(part: str, method: Callable[..., Any]) -> Callable[..., Any]:

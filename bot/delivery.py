@@ -161,6 +161,9 @@ class DeliveryWorker:
         on_sent: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
+        # Records what was sent before the next message goes out; on PostgreSQL on a connection
+        # it keeps for the pass (released at the end of each).
+        self._recorder = out_q.SentRecorder(db)
         self._senders = dict(senders)
         self._schedule = schedule or RetrySchedule()
         self._lease = lease
@@ -212,7 +215,13 @@ class DeliveryWorker:
         finally:
             if self._carried:  # stopping: what was sent is put on record
                 carried, self._carried = self._carried, []
-                await asyncio.shield(asyncio.to_thread(self._record, carried))
+                await asyncio.shield(asyncio.to_thread(self._record_and_release, carried))
+
+    def _record_and_release(self, attempts: list[_Attempt]) -> None:
+        try:
+            self._record(attempts)
+        finally:
+            self._recorder.release()
 
     def release_dead_claims(self) -> int:
         """Release claims of processes of this host that died; how many rows were freed."""
@@ -228,6 +237,13 @@ class DeliveryWorker:
         return await self._pass(lanes, carry=False)
 
     async def _pass(self, lanes: Collection[str] | None, *, carry: bool) -> list[Outcome]:
+        try:
+            return await self._pass_once(lanes, carry=carry)
+        finally:
+            if self._recorder.holding:
+                await asyncio.to_thread(self._recorder.release)
+
+    async def _pass_once(self, lanes: Collection[str] | None, *, carry: bool) -> list[Outcome]:
         carried, self._carried = self._carried, []
         try:
             claimed = await asyncio.to_thread(self._claim, lanes, carried)
@@ -318,20 +334,20 @@ class DeliveryWorker:
             return out_q.pending_in_lanes(session, lanes=lanes)
 
     def _record(self, attempts: list[_Attempt]) -> None:
+        if all(a.status == "sent" for a in attempts):  # the common case: one statement
+            self._recorder.record(_sent(attempts))
+            return
         with transaction(self._db) as session:
             self._record_in(session, attempts)
 
     def _record_in(self, session: Session, attempts: list[_Attempt]) -> None:
+        # What went through (nearly everything) is recorded in one statement.
+        out_q.record_sent_many(session, _sent(attempts))
         for attempt in attempts:
             row = attempt.claimed.row
             if attempt.status == "sent":
-                out_q.record_sent(
-                    session,
-                    message_id=_id(row),
-                    platform_message_id=attempt.sent.message_id if attempt.sent else None,
-                    platform_chat=attempt.sent.chat if attempt.sent else None,
-                )
-            elif attempt.status == "retry":
+                continue
+            if attempt.status == "retry":
                 not_before = datetime.now(UTC) + timedelta(seconds=attempt.wait)
                 out_q.record_retry(
                     session,
@@ -433,6 +449,15 @@ class DeliveryWorker:
                 )
             return None
         raise DeliveryError(f"unknown outbox kind {row.kind!r}")
+
+
+def _sent(attempts: list[_Attempt]) -> list[tuple[int, str | None, str | None]]:
+    """(row id, platform message id, chat) of the attempts that went through."""
+    return [
+        (_id(a.claimed.row), a.sent.message_id if a.sent else None, a.sent.chat if a.sent else None)
+        for a in attempts
+        if a.status == "sent"
+    ]
 
 
 def _id(row: ClaimedMessage) -> int:

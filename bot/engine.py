@@ -59,7 +59,7 @@ from bot.sentiment_branch import ModelSource, branch_sentiment
 from bot.storable_text import storable, storable_or_none
 from bot.survey_machine import Action
 from bot.texts import bot_text
-from bot.turn_outbox import closed_press, pressed_question, uses_outbox, write_turn
+from bot.turn_outbox import UNKNOWN, closed_press, pressed_question, uses_outbox, write_turn
 from bot.webhook_events import WebhookEvents
 from storage import conversations as conv_q
 from storage import customers as cust_q
@@ -68,8 +68,10 @@ from storage import reminders as remind_q
 from storage.database import Database as DbEngine
 from storage.database import Session, transaction
 from storage.inbound import record_inbound_event
+from storage.outbox import lane_of
 from storage.reviews import flag_for_review
 from storage.tables import Answer, Conversation, ConversationState, Customer, utcnow
+from storage.turn_state import HeldWrites, TurnState, read_turn_state, write_turn_rows
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,13 @@ class _Turn:
     msg: IncomingMessage
     replies: list[OutgoingMessage] = field(default_factory=list)
     stored_text: bool = False  # a free-text answer awaits its sentiment label
+    # Writes held back to go with the turn's outbox rows (outbox channels only).
+    held: HeldWrites | None = None
+
+    @property
+    def held_progress(self) -> dict[int, dict[str, Any]] | None:
+        """Where `storage.conversations.save_progress` holds the survey's progress, if held."""
+        return self.held.progress if self.held is not None else None
 
     def say(self, text: str, **kw: Any) -> None:
         self.replies.append(
@@ -195,7 +204,13 @@ class Engine:
         msg = _storable(msg)  # the one place incoming text is made storable (bot.storable_text)
         outbox = uses_outbox(msg.channel)
         locale = msg.locale or self._settings.survey.default_locale
-        pressed = pressed_question(session, msg) if outbox else None
+        # A survey in progress (nearly every turn): customer, survey and the chat's questions
+        # in one statement. Otherwise each is read when needed.
+        state = self._read_state(session, msg) if outbox and msg.event_id is None else None
+        if state is not None:
+            pressed = state.pressed
+        else:
+            pressed = pressed_question(session, msg) if outbox else None
         if outbox and closed_press(session, msg, pressed, locale):
             # A second tap on buttons already closed: a notice, and no turn.
             unsaved = Customer(channel=msg.channel, external_id=msg.user_id)
@@ -211,7 +226,7 @@ class Engine:
             log.warning("a link names unknown flow %r; starting the default flow", msg.flow_id)
             msg, sorry = replace(msg, flow_id=None), True
         with log_scope(channel=msg.channel):  # log lines of the turn carry its conversation
-            turn = self._turn(session, msg, proactive)
+            turn = self._turn(session, msg, proactive, state)
         if sorry and turn.replies:
             turn.replies.insert(
                 0,
@@ -222,10 +237,34 @@ class Engine:
                 ),
             )
         if outbox:
-            write_turn(session, msg, turn.replies, pressed=pressed)
+            live = state.live if state is not None else UNKNOWN
+            write_turn(session, msg, turn.replies, pressed=pressed, live=live, held=turn.held)
         return turn
 
-    def _turn(self, session: Session, msg: IncomingMessage, proactive: bool) -> _Turn:
+    @staticmethod
+    def _read_state(session: Session, msg: IncomingMessage) -> TurnState | None:
+        """`storage.turn_state.read_turn_state` for this message's customer and chat."""
+        return read_turn_state(
+            session,
+            channel=msg.channel,
+            external_id=msg.user_id,
+            lane=lane_of(msg.channel, msg.user_id),
+            platform_message_id=_pressed_id(msg),
+        )
+
+    def _turn(
+        self, session: Session, msg: IncomingMessage, proactive: bool, state: TurnState | None
+    ) -> _Turn:
+        if state is not None:  # read with the survey: the profile is kept with the turn
+            customer = state.customer
+            cust_q.refresh_profile(
+                customer, first_name=msg.first_name, last_name=msg.last_name, locale=msg.locale
+            )
+            if customer.unreachable_at is not None and not proactive:
+                cust_q.set_unreachable(session, customer=customer, reason=None)
+            turn = _Turn(session=session, customer=customer, msg=msg, held=HeldWrites())
+            self._dispatch(turn, proactive, state.active)
+            return turn
         if msg.event_id is not None and not record_inbound_event(
             session, channel=msg.channel, event_key=msg.event_id
         ):
@@ -242,13 +281,19 @@ class Engine:
         )
         if customer.unreachable_at is not None and not proactive:
             cust_q.set_unreachable(session, customer=customer, reason=None)
-        turn = _Turn(session=session, customer=customer, msg=msg)
-        self._dispatch(turn, proactive)
+        held = HeldWrites() if uses_outbox(msg.channel) else None
+        turn = _Turn(session=session, customer=customer, msg=msg, held=held)
+        self._dispatch(turn, proactive, UNREAD)
         return turn
 
-    def _dispatch(self, turn: _Turn, proactive: bool) -> None:
-        """One turn as `bot.survey_machine.TABLE` says: classify it, look up its row, act."""
-        active = conv_q.active_conversation(turn.session, customer_id=self._cid(turn))
+    def _dispatch(
+        self, turn: _Turn, proactive: bool, active: Conversation | _Unread | None
+    ) -> None:
+        """One turn as `bot.survey_machine.TABLE` says: classify it, look up its row, act.
+
+        `active`: the open survey when the turn read it already (`UNREAD`: read it here)."""
+        if isinstance(active, _Unread):
+            active = conv_q.active_conversation(turn.session, customer_id=self._cid(turn))
         bind_log_fields(conversation_id=active.id if active is not None else None)
         latest = self._latest_ended(turn, active)
         text, truncated = self._clip(turn.msg.text or "")
@@ -353,6 +398,7 @@ class Engine:
                 if active.pending_score is not None:  # the question is asked anew: forget it
                     conv_q.save_progress(
                         turn.session,
+                        hold=turn.held_progress,
                         conversation=active,
                         current_question=active.current_question,
                         invalid_attempts=active.invalid_attempts,
@@ -366,18 +412,18 @@ class Engine:
         locale = flow_logic.resolve_locale(
             flow, turn.msg.locale or turn.customer.locale or self._settings.survey.default_locale
         )
+        channel = turn.msg.channel
         conversation = conv_q.start_conversation(
             turn.session,
             customer_id=self._cid(turn),
-            channel=turn.msg.channel,
+            channel=channel,
             flow_id=flow.id,
             flow_version=live_version,
             locale=locale,
             context=_clean_context(context),
+            # Reminders and expiry are for surveys the delivery worker sends.
+            expires_at=self._reminders.expires_at(self._clock()) if uses_outbox(channel) else None,
         )
-        if uses_outbox(conversation.channel):
-            expires_at = self._reminders.expires_at(self._clock())
-            remind_q.set_expiry(turn.session, conversation=conversation, expires_at=expires_at)
         if flow.intro is not None:
             turn.say(self._render(turn, conversation, flow, flow.intro))
         first = flow_logic.first_question(flow, {})
@@ -514,9 +560,12 @@ class Engine:
             )
             turn.mark_answered(mark, question.id)
         else:
-            self._plan_reminder(turn, conversation)
             conv_q.save_progress(
-                turn.session, conversation=conversation, current_question=question.id
+                turn.session,
+                hold=turn.held_progress,
+                conversation=conversation,
+                current_question=question.id,
+                remind_at=self._remind_at(conversation),
             )
             turn.say(bot_text("confirm_declined", conversation.locale))
             turn.replies.append(self._question_message(turn, conversation, flow, question))
@@ -525,13 +574,14 @@ class Engine:
         self, turn: _Turn, conversation: Conversation, question: Question, value: int
     ) -> None:
         """A score read from a sentence: ask "Did you mean N out of M?" and keep N pending."""
-        self._plan_reminder(turn, conversation)  # a question is asked: the silence starts now
         conv_q.save_progress(
             turn.session,
+            hold=turn.held_progress,
             conversation=conversation,
             current_question=question.id,
             invalid_attempts=conversation.invalid_attempts,
             pending_score=value,
+            remind_at=self._remind_at(conversation),  # a question is asked: the silence starts
         )
         locale = conversation.locale
         _, high = question.bounds
@@ -565,35 +615,60 @@ class Engine:
         truncated: bool,
     ) -> None:
         value_int, value_text = _columns(question, parsed)
-        answer = conv_q.add_answer(
-            turn.session,
-            conversation=conversation,
+        scale = question.bounds if question.type in SCORE_TYPES else None
+        turn.stored_text = turn.stored_text or bool(
+            question.type == QuestionType.TEXT and value_text
+        )
+        row = conv_q.answer_row(
+            conversation,
             question_id=question.id,
             question_type=question.type,
             raw_text=raw,
             value_int=value_int,
             value_text=value_text,
-            scale=question.bounds if question.type in SCORE_TYPES else None,
+            scale=scale,
             skipped=parsed is None,
             truncated=truncated,
+            late=False,
         )
-        reasons = []
-        if value_int is not None and question.type in SCORE_TYPES:
-            reasons = score_flags(question, value_int, self._settings.flags, answer_id=answer.id)
-        elif question.type == QuestionType.TEXT and value_text:
-            reasons = keyword_flags(
-                question.id, value_text, self._settings.flags.keywords, answer_id=answer.id
-            )
-            turn.stored_text = True
-        if reasons:
-            item = flag_for_review(turn.session, conversation=conversation, reasons=reasons)
-            self._webhooks.flagged(turn.session, review=item, reasons=reasons)
+        if turn.held is not None and not self._flags(question, value_int, value_text, None):
+            # No flag points at it: the answer is written with the turn's outbox rows.
+            turn.held.answers.append(row)
+        else:
+            self._write_held(turn)  # a flag's webhook event reads the survey's answers
+            answer = conv_q.write_answer(turn.session, row)
+            reasons = self._flags(question, value_int, value_text, answer.id)
+            if reasons:
+                item = flag_for_review(turn.session, conversation=conversation, reasons=reasons)
+                self._webhooks.flagged(turn.session, review=item, reasons=reasons)
         if truncated:
             turn.say(bot_text("truncated", conversation.locale, limit=self._limit))
-        answers = self._answer_values(turn.session, conversation)
+        answers = self._answer_values(turn, conversation)
         self._move_to(
             turn, conversation, flow, flow_logic.next_question(flow, question.id, answers)
         )
+
+    def _flags(
+        self,
+        question: Question,
+        value_int: int | None,
+        value_text: str | None,
+        answer_id: int | None,
+    ) -> list[dict[str, Any]]:
+        """The review reasons an answer raises (score rules, keywords), pointing at `answer_id`."""
+        if value_int is not None and question.type in SCORE_TYPES:
+            return score_flags(question, value_int, self._settings.flags, answer_id=answer_id)
+        if question.type == QuestionType.TEXT and value_text:
+            return keyword_flags(
+                question.id, value_text, self._settings.flags.keywords, answer_id=answer_id
+            )
+        return []
+
+    @staticmethod
+    def _write_held(turn: _Turn) -> None:
+        """Write what the turn held back now: something is about to read it."""
+        if turn.held:
+            write_turn_rows(turn.session, [], turn.held)
 
     def _reask(
         self,
@@ -607,12 +682,13 @@ class Engine:
         # question: it gets the current question again without counting as an attempt.
         stale = reason == InvalidReason.STALE_BUTTON
         attempts = conversation.invalid_attempts + (0 if stale else 1)
-        self._plan_reminder(turn, conversation)  # a hint asks again: the silence starts now
         conv_q.save_progress(
             turn.session,
+            hold=turn.held_progress,
             conversation=conversation,
             current_question=question.id,
             invalid_attempts=attempts,
+            remind_at=self._remind_at(conversation),  # a hint asks again: the silence starts
         )
         lo, hi = question.bounds if question.type in SCORE_TYPES else (0, 0)
         hint = bot_text(f"hint_{reason.value}", conversation.locale, min=lo, max=hi)
@@ -634,11 +710,17 @@ class Engine:
         if question is None:
             self._finish(turn, conversation, flow)
             return
-        self._plan_reminder(turn, conversation)  # written by save_progress's flush
-        conv_q.save_progress(turn.session, conversation=conversation, current_question=question.id)
+        conv_q.save_progress(
+            turn.session,
+            hold=turn.held_progress,
+            conversation=conversation,
+            current_question=question.id,
+            remind_at=self._remind_at(conversation),
+        )
         turn.replies.append(self._question_message(turn, conversation, flow, question))
 
     def _finish(self, turn: _Turn, conversation: Conversation, flow: Flow) -> None:
+        self._write_held(turn)  # the completion's webhook event reads the stored answers
         conv_q.end_conversation(
             turn.session, conversation=conversation, state=ConversationState.COMPLETED
         )
@@ -720,14 +802,21 @@ class Engine:
     # -- reminders ----------------------------------------------------------------------------
 
     def _plan_reminder(self, turn: _Turn, conversation: Conversation) -> None:
-        """The bot asks a question now: the next reminder is due after a silence
-        (`bot.reminder_policy`). Console surveys are never reminded: nothing sends for them."""
+        """The bot asks a question now without saving the survey's progress: the reminder
+        is written with the turn's commit (`save_progress` takes `_remind_at` itself)."""
+        if uses_outbox(conversation.channel):
+            remind_at = self._remind_at(conversation)
+            remind_q.set_reminder(turn.session, conversation=conversation, remind_at=remind_at)
+
+    def _remind_at(self, conversation: Conversation) -> datetime | None:
+        """When the next reminder is due if the bot asks a question now: after a silence
+        (`bot.reminder_policy`). Console surveys are never reminded (nothing sends for them):
+        their value stays."""
         if not uses_outbox(conversation.channel):
-            return
-        remind_at = self._reminders.after_question(
+            return conversation.remind_at
+        return self._reminders.after_question(
             self._clock(), sent=conversation.reminders_sent, expires_at=conversation.expires_at
         )
-        remind_q.set_reminder(turn.session, conversation=conversation, remind_at=remind_at)
 
     def reminder_message(
         self, session: Session, *, conversation: Conversation, customer: Customer
@@ -812,14 +901,14 @@ class Engine:
         """Where sentiment conditions in flows get the loaded model (the sentiment worker's)."""
         self._sentiment_model = source
 
-    def _answer_values(
-        self, session: Session, conversation: Conversation
-    ) -> Mapping[str, AnswerValue]:
+    def _answer_values(self, turn: _Turn, conversation: Conversation) -> Mapping[str, AnswerValue]:
         assert conversation.id is not None
         conversation_id = conversation.id
+        session = turn.session
         wait = self._settings.sentiment.branch_wait_seconds
 
         def read() -> list[Answer]:
+            self._write_held(turn)  # the answer just given is among them
             return conv_q.conversation_answers(session, conversation_id=conversation_id)
 
         def sentiment(rows: list[Answer], question_id: str) -> str | None:
@@ -865,6 +954,21 @@ class _LazyAnswers(Mapping[str, AnswerValue]):
 
     def __len__(self) -> int:
         return len(self._loaded())
+
+
+class _Unread:
+    """The active conversation is not read yet."""
+
+
+UNREAD = _Unread()
+
+
+def _pressed_id(msg: IncomingMessage) -> str | None:
+    """The platform's id of the message whose button was pressed, if this is such a press."""
+    press = msg.press
+    if msg.kind != MessageKind.BUTTON or press is None:
+        return None
+    return press.message_id
 
 
 def _id(customer: Customer) -> int:

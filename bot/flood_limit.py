@@ -55,13 +55,21 @@ class FloodLimit:
         elapsed = int((received_at - _EPOCH).total_seconds())
         return _EPOCH + timedelta(seconds=elapsed - elapsed % self.seconds)
 
+    def counting_from(self, now: datetime) -> datetime | None:
+        """What the inbox claim should count from (`storage.inbox.take_next_update`): the
+        current window's start, so an update that arrived in it needs no count of its own;
+        None without a limit."""
+        return self.window_start(now) if self.messages else None
+
     def verdict(self, session: Session, row: inbox_q.ClaimedUpdate) -> Verdict:
         """Whether the claimed update is served, the one notice, or ignored."""
         if self.messages == 0 or row.received_at is None:
             return Verdict.SERVE
-        count = inbox_q.lane_updates_since(
-            session, lane=row.lane, since=self.window_start(row.received_at), up_to_id=row.id
-        )
+        since = self.window_start(row.received_at)
+        if row.recent is not None and row.counted_since == since:
+            count = row.recent  # counted by the claim: the update arrived in the current window
+        else:  # a backlog from an earlier window, or not counted: count its own window
+            count = inbox_q.lane_updates_since(session, lane=row.lane, since=since, up_to_id=row.id)
         if count <= self.messages:
             return Verdict.SERVE
         return Verdict.NOTICE if count == self.messages + 1 else Verdict.IGNORE

@@ -1,14 +1,15 @@
 """The inbox: platform updates are recorded before they are acknowledged, then processed.
 
-Adapters hand raw updates to `Inbox.record` (one transaction for a whole batch) and tell the
-platform they arrived only after it returned: Telegram's next getUpdates, the webhook's 200,
+Adapters hand raw updates to `Inbox.record` (one statement for a whole batch, committed) and tell
+the platform they arrived only after it returned: Telegram's next getUpdates, the webhook's 200,
 Slack's HTTP answer or Socket Mode ack. `InboxWorker` then processes them, each in ONE
-transaction that claims the update, runs the turn (`Engine.turn_in`, which writes its replies to
-the outbox) and marks the update processed — so after a SIGKILL an update is either wholly
-handled or still waiting, never half-done and never lost.
+transaction that claims the update and marks it processed (one statement), and runs the turn
+(`Engine.turn_in`, which writes its replies to the outbox) — so after a SIGKILL an update is
+either wholly handled or still waiting (the mark is rolled back with the rest), never half-done
+and never lost.
 
 Order: one lane (one customer's chat) is processed one update at a time in arrival order, by
-whichever process claims it (`storage.inbox.claim_next_update`); lanes run concurrently.
+whichever process claims it (`storage.inbox.take_next_update`); lanes run concurrently.
 
 Translation from the platform's JSON to what the engine sees happens here, once, with the
 adapter's pure `translate` function for that channel.
@@ -41,6 +42,7 @@ from storage import customers as cust_q
 from storage import inbox as inbox_q
 from storage.database import Database, Session, transaction
 from storage.inbox import ClaimedUpdate, NewUpdate
+from storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,7 @@ class Inbox:
         return record
 
     def _record(self, channel: str, updates: Sequence[NewUpdate]) -> int:
-        with transaction(self._db) as session:
-            return inbox_q.record_updates(session, channel=channel, updates=updates)
+        return inbox_q.record_updates_now(self._db, channel=channel, updates=updates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +153,15 @@ class InboxWorker:
                 self._wake.clear()  # another loop took what was announced
 
     async def _drain(self) -> None:
+        took = False
         while await self.process_one():
-            pass
+            took = True
+            # Under load a drain takes the announced updates too: each it takes is one look
+            # fewer to make (else every one of them would later cost a claim finding nothing).
+            if self._announced > 0:
+                self._announced -= 1
+        if took:  # the last look may have missed a lane held by another loop: look again later
+            self._missed += 1
 
     async def process_one(self) -> bool:
         """Claim and process the next due update; False when there was none (or the database
@@ -186,7 +194,12 @@ class InboxWorker:
     def _process_next(self) -> Processed | None:
         try:
             with transaction(self._db) as session:
-                row = inbox_q.claim_next_update(session)
+                # Claimed, marked processed and counted for the flood limit in one statement;
+                # a failing turn rolls the mark back with everything else.
+                now = utcnow()
+                row = inbox_q.take_next_update(
+                    session, now=now, count_since=self._flood.counting_from(now)
+                )
                 if row is None:
                     return None
                 try:
@@ -202,8 +215,10 @@ class InboxWorker:
                         queued, stored_text = self._flooded(session, inbound, verdict), False
                 except Exception as exc:
                     raise _TurnFailed(row, exc) from exc
-                ignored = "ignored: over the flood limit" if verdict is not Verdict.SERVE else None
-                inbox_q.mark_processed(session, update_row=row, error=ignored)
+                if verdict is not Verdict.SERVE:
+                    inbox_q.note_ignored(
+                        session, update_row=row, reason="ignored: over the flood limit"
+                    )
         except _TurnFailed as failed:
             # The turn was rolled back whole (no savepoint: two statements fewer per turn) and
             # the failure is recorded in a transaction of its own. In between, the update is

@@ -160,7 +160,7 @@ def _plan_desk(app: App, plan: Plan) -> None:
 
 
 def _plan_telegram(app: App, plan: Plan, inbox: Inbox) -> None:
-    from adapters.telegram import CHANNEL, translate_json
+    from adapters.telegram import CHANNEL, translate_recorded
 
     tg = app.settings.telegram
     bot = build_telegram_bot(app.settings)
@@ -186,7 +186,8 @@ def _plan_telegram(app: App, plan: Plan, inbox: Inbox) -> None:
     plan.services.append(Service(name="telegram", start=start, stop=channel.stop))
     plan.channels.append(f"telegram ({tg.mode})")
     plan.senders[CHANNEL] = build_telegram_sender(bot)
-    plan.translators[CHANNEL] = translate_json
+    # Recorded updates were checked before they were recorded: the fast translation.
+    plan.translators[CHANNEL] = translate_recorded
 
 
 def _plan_slack(app: App, plan: Plan, inbox: Inbox) -> None:

@@ -31,6 +31,7 @@ from bot.messages import (
 from bot.texts import bot_text
 from storage import outbox as out_q
 from storage.database import Session
+from storage.turn_state import HeldWrites, write_turn_rows
 
 # Channels whose messages go through the outbox (the console prints its replies itself).
 OUTBOX_CHANNELS = frozenset({"telegram", "slack"})
@@ -77,12 +78,13 @@ def enqueue_message(
 ) -> None:
     """Queue one message; a question with buttons first closes the recipient's live one."""
     rows: list[dict[str, Any]] = []
+    held = HeldWrites()
     if message.choices:
         live = out_q.open_question(session, lane=out_q.lane_of(message.channel, message.user_id))
         if live is not None:
-            _close_live(session, rows, message.channel, message.user_id, live)
+            _close_live(held, rows, message.channel, message.user_id, live)
     rows.append(_message_row(message, purpose=purpose, review_item_id=review_item_id))
-    out_q.insert_rows(session, rows)
+    write_turn_rows(session, rows, held)
 
 
 def enqueue_notice(session: Session, notice: Notice) -> None:
@@ -132,23 +134,36 @@ def closed_press(
     return True
 
 
+class _Unknown:
+    """Not looked up yet."""
+
+
+UNKNOWN = _Unknown()
+
+
 def write_turn(
     session: Session,
     msg: IncomingMessage,
     replies: Sequence[OutgoingMessage],
     *,
     pressed: out_q.QuestionRow | None = None,
+    live: out_q.QuestionRow | _Unknown | None = UNKNOWN,
+    held: HeldWrites | None = None,
 ) -> None:
     """Queue everything the turn decided to send, in the order the customer should see it.
 
-    `pressed`: `pressed_question`'s answer for this turn's press, if any. The rows go in with
-    one INSERT at the end; which question of the chat still has live buttons is looked up at
-    most once, and not at all when this turn has just closed the live one.
+    `pressed`: `pressed_question`'s answer for this turn's press, if any. `live`: the chat's
+    question with live buttons when the turn read it already (`UNKNOWN`: not read). `held`: the
+    turn's writes held back so far (its answer, the survey's progress), written with the rows.
+    The rows go in with one statement at the end (`storage.turn_state.write_turn_rows`: on
+    PostgreSQL with the held writes and the closing of answered questions); which question of
+    the chat still has live buttons is looked up at most once, and not at all when known or when
+    this turn has just closed the live one.
     """
+    held = held if held is not None else HeldWrites()
     rows: list[dict[str, Any]] = []
     press = msg.press if msg.kind == MessageKind.BUTTON else None
     answered = next((r.answered for r in replies if r.answered is not None), None)
-    live: out_q.QuestionRow | _Unknown | None = UNKNOWN  # the chat's question with live buttons
     if press is not None:
         _answer_button(rows, msg, press, None)
     if press is not None and press.message_id is not None:
@@ -157,35 +172,36 @@ def write_turn(
         label = press.label if answered is not None else None
         if pressed is not None and pressed.closed_at is None:
             live = None  # it was the live one (there is at most one), and closes now
-        _close_pressed(session, rows, msg, press, pressed, label)
+        _close_pressed(held, rows, msg, press, pressed, label)
     elif answered is not None:
         # Answered by typing, or by a press on a message the platform no longer shows.
-        live = out_q.open_question(session, lane=out_q.lane_of(msg.channel, msg.user_id))
+        if isinstance(live, _Unknown):
+            live = _open_question(session, held, msg.channel, msg.user_id)
         if live is not None and live.question_id == answered:
-            _close_live(session, rows, msg.channel, msg.user_id, live)
+            _close_live(held, rows, msg.channel, msg.user_id, live)
             live = None
     for reply in replies:
         if reply.choices:
             if isinstance(live, _Unknown):
-                live = out_q.open_question(
-                    session, lane=out_q.lane_of(reply.channel, reply.user_id)
-                )
+                live = _open_question(session, held, reply.channel, reply.user_id)
             if live is not None:
-                _close_live(session, rows, reply.channel, reply.user_id, live)
+                _close_live(held, rows, reply.channel, reply.user_id, live)
             live = UNKNOWN
             if any(row["question_id"] is not None for row in rows):
                 # A second question in one turn closes the first, which needs its id.
-                out_q.insert_rows(session, rows)
+                write_turn_rows(session, rows, held)
                 rows.clear()
         rows.append(_message_row(reply, purpose="survey", review_item_id=None))
-    out_q.insert_rows(session, rows)
+    write_turn_rows(session, rows, held)
 
 
-class _Unknown:
-    """Not looked up yet."""
-
-
-UNKNOWN = _Unknown()
+def _open_question(
+    session: Session, held: HeldWrites, channel: str, recipient: str
+) -> out_q.QuestionRow | None:
+    """`storage.outbox.open_question`, after the closes held so far are written."""
+    if held.closes:
+        write_turn_rows(session, [], held)
+    return out_q.open_question(session, lane=out_q.lane_of(channel, recipient))
 
 
 def _message_row(
@@ -218,7 +234,7 @@ def _answer_button(
 
 
 def _close_pressed(
-    session: Session,
+    held: HeldWrites,
     rows: list[dict[str, Any]],
     msg: IncomingMessage,
     press: ButtonPress,
@@ -228,7 +244,7 @@ def _close_pressed(
     assert press.message_id is not None
     text = press.message_text
     if row is not None:
-        out_q.mark_closed(session, row_id=row.id, label=label)
+        held.closes.append((row.id, label))
         text = text if text is not None else str(row.body.get("text") or "")
     rows.append(
         out_q.new_row(
@@ -256,7 +272,7 @@ def _close_row(channel: str, recipient: str, ref: int | None, label: str | None)
 
 
 def _close_live(
-    session: Session,
+    held: HeldWrites,
     rows: list[dict[str, Any]],
     channel: str,
     recipient: str,
@@ -264,4 +280,4 @@ def _close_live(
 ) -> None:
     """Take the buttons off the chat's live question (no label: it was not pressed)."""
     rows.append(_close_row(channel, recipient, live.id, None))
-    out_q.mark_closed(session, row_id=live.id, label=None)
+    held.closes.append((live.id, None))

@@ -34,8 +34,24 @@ def upsert_customer(
     if customer is None:
         customer = Customer(channel=channel, external_id=external_id)
         session.add(customer)
-    # Platforms send the current profile with each message; keep what they sent, never blank
-    # it. Only real changes are set: an unchanged customer (nearly every turn) costs no flush.
+    refresh_profile(customer, first_name=first_name, last_name=last_name, locale=locale)
+    if created:
+        session.flush()  # its id, for the rows that point at it
+    return customer
+
+
+def refresh_profile(
+    customer: Customer,
+    *,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    locale: str | None = None,
+) -> None:
+    """Keep the profile fields the platform sent with a message (written with the turn).
+
+    Platforms send the current profile with each message; keep what they sent, never blank it.
+    Only real changes are set: an unchanged customer (nearly every turn) costs no statement.
+    """
     fields = {
         "first_name": (first_name, 128),
         "last_name": (last_name, 128),
@@ -44,9 +60,6 @@ def upsert_customer(
     for name, (value, limit) in fields.items():
         if value and getattr(customer, name) != value[:limit]:
             setattr(customer, name, value[:limit])
-    if created:
-        session.flush()  # its id, for the rows that point at it
-    return customer
 
 
 def set_opted_out(session: Session, *, customer: Customer, opted_out: bool) -> None:

@@ -12,7 +12,7 @@ from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event, make_url, text
+from sqlalchemy import Connection, Engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlmodel import Session as Session  # re-exported: the type of `transaction`'s sessions
 from sqlmodel import create_engine
@@ -181,6 +181,14 @@ def read_transaction(engine: Engine) -> Iterator[Session]:
                 yield session
             finally:
                 session.rollback()
+
+
+@contextmanager
+def core_transaction(engine: Engine) -> Iterator[Connection]:
+    """`transaction` for Core statements only: a connection, no ORM session around it (one
+    write of the hot path — an inbox batch, a delivery record — costs less without one)."""
+    with _writer_lock(engine), engine.begin() as conn:
+        yield conn
 
 
 @contextmanager

@@ -4,8 +4,9 @@ Recording is one INSERT of the whole batch that ignores rows already there (a pl
 redelivery). Processing claims the oldest unprocessed row of a lane whose earlier rows are all
 done — `FOR UPDATE SKIP LOCKED` on PostgreSQL, so that several processes share the work and
 never take two rows of one lane at once; SQLite has one writer, which serialises the same
-query. The caller runs the turn in the claiming transaction and marks the row processed there,
-so a crash before the commit leaves the row to be claimed again.
+query. `take_next_update` claims the row and marks it processed in one statement; the caller
+runs the turn in that transaction, so a crash before the commit (or a failing turn, rolled back)
+leaves the row to be claimed again.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy import Connection, Integer, bindparam, delete, func, null, text, type_coerce, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from storage.database import Database, core_transaction
 from storage.tables import InboxUpdate, utcnow
 
 MAX_ERROR = 512
@@ -38,6 +40,10 @@ class NewUpdate:
 
 def record_updates(session: Session, *, channel: str, updates: Sequence[NewUpdate]) -> int:
     """Insert the updates not yet recorded (by channel and event key); how many were new."""
+    return _insert_updates(session.connection(), channel=channel, updates=updates)
+
+
+def _insert_updates(conn: Connection, *, channel: str, updates: Sequence[NewUpdate]) -> int:
     if not updates:
         return 0
     rows = [
@@ -51,17 +57,34 @@ def record_updates(session: Session, *, channel: str, updates: Sequence[NewUpdat
         }
         for u in updates
     ]
-    dialect = session.get_bind().dialect.name
+    dialect = conn.dialect.name
     if len(rows) == 1:  # the common case: a statement built once per dialect
-        result = session.execute(_insert_one(dialect), rows[0])
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        result = conn.execute(_insert_one(dialect), rows[0])
+        return int(result.rowcount or 0)
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (
         insert(_TABLE).values(rows).on_conflict_do_nothing(index_elements=["channel", "event_key"])
     )
     # psycopg forgets an INSERT's rowcount when SQLAlchemy closes the cursor: keep it.
-    result = session.execute(stmt.execution_options(preserve_rowcount=True))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    result = conn.execute(stmt.execution_options(preserve_rowcount=True))
+    return int(result.rowcount or 0)
+
+
+def record_updates_now(db: Database, *, channel: str, updates: Sequence[NewUpdate]) -> int:
+    """`record_updates` committed on its own; how many were new.
+
+    The INSERT of a batch is one statement, atomic by itself: on PostgreSQL it runs in
+    autocommit, without the BEGIN and COMMIT round trips of a transaction around it (three
+    statements a batch → one). SQLite takes the process's writer lock, as every write does.
+    """
+    if db.dialect.name != "postgresql":
+        with core_transaction(db) as conn:
+            return _insert_updates(conn, channel=channel, updates=updates)
+    if not updates:
+        return 0
+    with db.connect() as raw:
+        conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+        return _insert_updates(conn, channel=channel, updates=updates)
 
 
 _ONE_ROW: dict[str, Any] = {}
@@ -135,6 +158,84 @@ class ClaimedUpdate:
     body: dict[str, Any]
     attempts: int
     received_at: datetime | None = None
+    # `take_next_update`'s flood count: the lane's updates received from `counted_since` on,
+    # up to this one (None: not counted).
+    recent: int | None = None
+    counted_since: datetime | None = None
+
+
+def _take_statement(*, counted: bool) -> Any:
+    """`_claim_statement`'s row marked processed in the same statement (UPDATE … RETURNING);
+    `counted`: with the lane's updates received since `since` up to it (the flood count)."""
+    pending = _TABLE.alias("pending")
+    earlier = _TABLE.alias("earlier")
+    lane_head = (
+        core_select(func.min(earlier.c.id))
+        .where(earlier.c.lane == pending.c.lane, earlier.c.processed_at.is_(None))
+        .scalar_subquery()
+    )
+    now: Any = bindparam("now")
+    candidate = (
+        core_select(pending.c.id)
+        .where(
+            pending.c.processed_at.is_(None),
+            pending.c.id == lane_head,
+            pending.c.retry_at.is_(None) | (pending.c.retry_at <= now),
+        )
+        .order_by(pending.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    columns: list[Any] = [getattr(_TABLE.c, name) for name in _CLAIMED_NAMES]
+    if counted:
+        # Text, not a correlated Core subquery: SQLAlchemy writes SQLite's RETURNING columns
+        # without their table, and the subquery's `inboxupdate.lane` would lose it too.
+        recent = text(
+            "(SELECT count(*) FROM inboxupdate AS flood WHERE flood.lane = inboxupdate.lane"
+            " AND flood.received_at >= :since AND flood.id <= inboxupdate.id)"
+        ).bindparams(bindparam("since", type_=_TABLE.c.received_at.type))
+        columns.append(type_coerce(recent, Integer).label("recent"))
+    return (
+        update(_TABLE)
+        .where(_TABLE.c.id == candidate)
+        .values(processed_at=now, retry_at=null(), last_error=null())
+        .returning(*columns)
+    )
+
+
+_CLAIMED_NAMES = ("id", "channel", "event_key", "lane", "body", "attempts", "received_at")
+# Built once each: with and without the flood count.
+_TAKE = {counted: _take_statement(counted=counted) for counted in (False, True)}
+
+
+def take_next_update(
+    session: Session, *, now: datetime | None = None, count_since: datetime | None = None
+) -> ClaimedUpdate | None:
+    """`claim_next_update` and `mark_processed` in ONE statement: the next due update, locked
+    and already marked processed in this transaction (a turn that fails rolls that back with
+    the rest). `count_since`: also count the lane's updates received from then on, up to this
+    one (`ClaimedUpdate.recent`) — the flood limit's count when `count_since` is the start of
+    the update's window — so the common turn needs no query of its own for it.
+
+    Over the flood limit, `note_ignored` keeps the reason with the row.
+    """
+    params: dict[str, Any] = {"now": now or utcnow()}
+    if count_since is not None:
+        params["since"] = count_since
+    row = session.connection().execute(_TAKE[count_since is not None], params).first()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    recent = values.pop("recent", None)
+    return ClaimedUpdate(**values, recent=recent, counted_since=count_since)
+
+
+def note_ignored(session: Session, *, update_row: ClaimedUpdate, reason: str) -> None:
+    """A taken update that caused no turn: keep why with it (it stays processed)."""
+    session.execute(
+        update(_TABLE).where(_TABLE.c.id == update_row.id).values(last_error=reason[:MAX_ERROR])
+    )
 
 
 def claim_next_update(session: Session, *, now: datetime | None = None) -> ClaimedUpdate | None:

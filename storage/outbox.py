@@ -10,15 +10,17 @@ taken again: that is the one window where a message can be sent twice.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session
 
+from storage.database import Database, core_transaction
 from storage.tables import OutboxMessage, as_utc, utcnow
 
 MAX_ERROR = 512
@@ -97,8 +99,8 @@ def enqueue(
 
 def insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Queue `new_row`s in one statement, in their order (their ids ascend with it)."""
-    if rows:
-        session.execute(_INSERT, list(rows))
+    if rows:  # on the session's connection: a turn's hot path, no ORM work per statement
+        session.connection().execute(_INSERT, list(rows))
 
 
 def _unsent() -> Any:
@@ -187,10 +189,11 @@ def claim_due(
     else:
         stmt = _CLAIM
     stmt = stmt.order_by(_TABLE.c.id).limit(bindparam("limit")).with_for_update(skip_locked=True)
-    rows = [ClaimedMessage(**row._mapping) for row in session.execute(stmt, params)]
+    conn = session.connection()  # Core only: no ORM work per statement
+    rows = [ClaimedMessage(**row._mapping) for row in conn.execute(stmt, params)]
     rows += _following(session, rows, now=moment)
     if rows:
-        session.execute(
+        conn.execute(
             update(_TABLE)
             .where(_TABLE.c.id.in_([r.id for r in rows]))
             .values(claimed_by=worker, claimed_until=moment + lease)
@@ -226,7 +229,7 @@ def _following(
     params = {"lanes": list(lanes), "limit": 8 * len(lanes)}
     taken: list[ClaimedMessage] = []
     stopped: set[str] = set()
-    for row in session.execute(_FOLLOWING, params):
+    for row in session.connection().execute(_FOLLOWING, params):
         values = row._mapping
         lane = values["lane"]
         if lane in stopped or values["id"] <= lanes[lane]:
@@ -265,6 +268,72 @@ def record_sent(
             "platform_chat": platform_chat,
         },
     )
+
+
+def record_sent_many(session: Session, sent: Sequence[tuple[int, str | None, str | None]]) -> None:
+    """`record_sent` of several rows in one statement: (row id, platform message id, chat)."""
+    if sent:
+        session.connection().execute(_RECORD_SENT, _sent_params(sent))
+
+
+def _sent_params(sent: Sequence[tuple[int, str | None, str | None]]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {"row_id": i, "sent_at": now, "platform_message_id": m, "platform_chat": c}
+        for i, m, c in sent
+    ]
+
+
+class SentRecorder:
+    """`record_sent_many` committed at once, for a delivery worker that records each message
+    before it sends the next.
+
+    On PostgreSQL the records run in autocommit on a connection kept between them until
+    `release` (the worker releases it after each pass): one round trip a record — no BEGIN and
+    COMMIT around it, no pool check-out and its ping. Each row's record stands alone, and all
+    were sent, so a failure half way only leaves the rest to be sent again, as a crash before
+    the record would. On SQLite a record takes the process's writer lock, as every write does.
+    Calls come from one thread at a time (the worker's); a lock keeps it so.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    def record(self, sent: Sequence[tuple[int, str | None, str | None]]) -> None:
+        """Record (row id, platform message id, chat) of messages the platform took."""
+        if not sent:
+            return
+        params = _sent_params(sent)
+        if self._db.dialect.name != "postgresql":
+            with core_transaction(self._db) as conn:
+                conn.execute(_RECORD_SENT, params)
+            return
+        with self._lock:
+            if self._conn is None:
+                raw = self._db.connect()
+                self._conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                self._conn.execute(_RECORD_SENT, params)
+            except Exception:
+                self._release()  # a broken connection is not kept: the next record takes another
+                raise
+
+    @property
+    def holding(self) -> bool:
+        """Whether a connection is kept."""
+        return self._conn is not None
+
+    def release(self) -> None:
+        """Give the kept connection back to the pool (none kept: nothing to do)."""
+        with self._lock:
+            self._release()
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
 
 def record_retry(session: Session, *, message_id: int, error: str, not_before: datetime) -> int:
@@ -398,7 +467,7 @@ def _question(row: Any) -> QuestionRow | None:
 
 def open_question(session: Session, *, lane: str) -> QuestionRow | None:
     """The lane's question whose buttons are still live (at most one per lane)."""
-    return _question(session.execute(_OPEN_QUESTION, {"lane": lane}).first())
+    return _question(session.connection().execute(_OPEN_QUESTION, {"lane": lane}).first())
 
 
 def question_by_platform_id(
@@ -406,13 +475,14 @@ def question_by_platform_id(
 ) -> QuestionRow | None:
     """The question message the platform knows by this id, if the bot sent it."""
     params = {"lane": lane, "platform_message_id": platform_message_id}
-    return _question(session.execute(_BY_PLATFORM_ID, params).first())
+    return _question(session.connection().execute(_BY_PLATFORM_ID, params).first())
 
 
 def mark_closed(session: Session, *, row_id: int, label: str | None) -> None:
     """Its buttons are (being) taken away; `label` is the answer chosen there, if any."""
     label = label[:128] if label is not None else None
-    session.execute(_CLOSE, {"row_id": row_id, "closed_at": utcnow(), "chosen_label": label})
+    params = {"row_id": row_id, "closed_at": utcnow(), "chosen_label": label}
+    session.connection().execute(_CLOSE, params)
 
 
 def forget_finished_messages(session: Session, *, created_before: datetime) -> int:

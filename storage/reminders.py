@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
+from storage.conversations import IS_ACTIVE
 from storage.tables import Conversation, ConversationState, Customer
 
 
@@ -47,7 +48,7 @@ def _due(column: object) -> object:
         select(Conversation, Customer)
         .join(Customer, col(Customer.id) == col(Conversation.customer_id))
         .where(
-            Conversation.state == ConversationState.ACTIVE,
+            IS_ACTIVE,  # a constant: the partial indexes' condition (storage.conversations)
             due_at <= bindparam("now"),
             col(Conversation.channel).in_(bindparam("channels", expanding=True)),
         )

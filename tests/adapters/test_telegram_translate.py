@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from telegram import CallbackQuery, Chat, InaccessibleMessage, Update, User
 
-from adapters.telegram import raw_update, render_message, translate_json, translate_update
+from adapters.telegram import (
+    raw_update,
+    render_message,
+    translate_json,
+    translate_recorded,
+    translate_update,
+)
 from adapters.telegram_links import (
     DeepLinkError,
     StartPayload,
@@ -291,6 +297,74 @@ MALFORMED_IDS = [
 def test_translate_json_refuses_what_is_not_an_update(body: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"^not a Telegram update"):
         translate_json(body)
+
+
+def _pressed(data: str, **changes: Any) -> dict[str, Any]:
+    """A press as Telegram sends it, with `changes` to its callback query (None: removed)."""
+    press = callback(42, "a:csat:4")
+    query = {**press["callback_query"], "data": data}
+    for key, value in changes.items():
+        if value is None:
+            query.pop(key, None)
+        else:
+            query[key] = value
+    return {"callback_query": query}
+
+
+def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
+    message = {k: v for k, v in data["message"].items() if k != key}
+    return {"message": message}
+
+
+RECORDED: list[dict[str, Any]] = [
+    fake.message(42, "8/10"),
+    fake.message(42, "/start"),
+    fake.message(42, "/start post_purchase"),
+    fake.message(42, "/start@cxbot not-a-valid-link!"),
+    fake.message(42, "hola", language_code="es", first_name="Ana"),
+    fake.message(42, "no language", language_code=None),
+    fake.message(42, "  "),
+    fake.message(42, "9", edited=True),
+    fake.message(-1001, "/start", chat_type="group"),
+    fake.message(42, photo=[{"file_id": "p", "file_unique_id": "u", "width": 1, "height": 1}]),
+    _without(fake.message(42, "no sender"), "from"),
+    _without(fake.message(42, "no date"), "date"),
+    callback(42, "a:csat:4"),
+    callback(42, "a:csat:5"),  # a button the keyboard does not have: no label
+    callback(-1001, "a:csat:4", chat_type="group"),
+    callback(43, "a:csat:4")
+    | {"callback_query": {**callback(43, "a:csat:4")["callback_query"], "from": fake.user(44)}},
+    _pressed(
+        "a:nps:9", message={**callback(42, "x")["callback_query"]["message"], "reply_markup": None}
+    ),
+    _pressed("a:nps:9", message={**callback(42, "x")["callback_query"]["message"], "text": None}),
+    _pressed("a:nps:9", message=None),
+    _pressed("", chat_instance="c"),
+    _pressed("a:nps:9", chat_instance=None),
+    _pressed(
+        "a:nps:9",
+        message={
+            **callback(42, "x")["callback_query"]["message"],
+            "reply_markup": {"inline_keyboard": [["not a button"]]},
+        },
+    ),
+    membership({"id": 42, "type": "private"}, "kicked"),
+]
+
+
+@pytest.mark.parametrize("data", RECORDED)
+def test_the_inbox_workers_translation_is_translate_jsons(data: dict[str, Any]) -> None:
+    """The fast reading of common updates (`translate_recorded`) changes no translation."""
+    stored = json.loads(json.dumps({"update_id": 7, **data}))
+    try:
+        expected: object = translate_json(stored)
+    except ValueError as exc:
+        expected = exc.args
+    try:
+        got: object = translate_recorded(stored)
+    except ValueError as exc:
+        got = exc.args
+    assert got == expected
 
 
 # -- raw_update: the inbox record ---------------------------------------------------------------

@@ -81,6 +81,28 @@ async def test_a_flooding_customer_gets_one_notice_and_others_are_served(any_db_
     assert sent_texts(app, 42).count(FLOOD) == 1
 
 
+async def test_updates_of_the_current_window_are_counted_by_the_claim_alike(
+    any_db_app: App,
+) -> None:
+    """Arrived now (not backdated): the inbox claim's own count decides, with the same verdicts."""
+    app = any_db_app
+    # A window of about 31 years (aligned on the epoch): the test never straddles two.
+    limit = FloodLimit(messages=3, seconds=10**9)
+    updates = [text_update(52, "/start"), text_update(52, "9")]
+    updates += [text_update(52, f"more {i} yyy") for i in range(4)]
+    await Inbox(db=app.db).record("telegram", [raw_update(u) for u in updates])
+    worker = InboxWorker(
+        db=app.db, engine=app.engine, translators={"telegram": translate_json}, flood_limit=limit
+    )
+    while await worker.process_one():
+        pass
+    assert sent_texts(app, 52).count(bot_text("flood", "en", seconds=10**9)) == 1
+    with transaction(app.db) as s:
+        rows = s.exec(select(InboxUpdate).order_by(col(InboxUpdate.id))).all()
+        assert [r.last_error is not None for r in rows] == [False] * 3 + [True] * 3
+        assert all(r.processed_at is not None for r in rows)
+
+
 def test_windows_are_fixed_and_aligned() -> None:
     limit = FloodLimit(messages=20, seconds=60)
     assert limit.window_start(NOON) == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -161,6 +161,40 @@ def test_processing_with_an_error_keeps_it(db: Engine) -> None:
     assert claim_update(db) == "a2"
 
 
+def test_taking_an_update_claims_marks_and_counts_it_in_one_statement(db: Engine) -> None:
+    record(db, new("a1", "telegram:1"), new("a2", "telegram:1"), new("b1", "telegram:2"))
+    since = utcnow() - timedelta(minutes=1)
+    with transaction(db) as s:
+        row = in_q.take_next_update(s, count_since=since)
+        assert row is not None and (row.event_key, row.recent, row.counted_since) == (
+            "a1",
+            1,
+            since,
+        )
+    taken = update_row(db, "a1")
+    assert taken.processed_at is not None and taken.last_error is None
+    with transaction(db) as s:  # the lane's second update: two of that lane up to it
+        row = in_q.take_next_update(s, count_since=since)
+        assert row is not None and (row.event_key, row.recent) == ("a2", 2)
+        in_q.note_ignored(s, update_row=row, reason="ignored: over the flood limit")
+    assert update_row(db, "a2").last_error == "ignored: over the flood limit"
+    with transaction(db) as s:  # not counted unless asked
+        row = in_q.take_next_update(s)
+        assert row is not None and (row.event_key, row.recent) == ("b1", None)
+        assert in_q.take_next_update(s) is None
+
+
+def test_a_taken_update_whose_turn_fails_is_taken_again(db: Engine) -> None:
+    record(db, new("a1", "telegram:1"), new("a2", "telegram:1"))
+    with pytest.raises(RuntimeError), transaction(db) as s:
+        assert in_q.take_next_update(s) is not None
+        raise RuntimeError("the turn failed")
+    assert update_row(db, "a1").processed_at is None  # rolled back with the turn
+    with transaction(db) as s:
+        row = in_q.take_next_update(s)
+        assert row is not None and row.event_key == "a1"
+
+
 def test_processed_updates_are_forgotten_after_a_while(db: Engine) -> None:
     record(db, new("a1", "telegram:1"), new("a2", "telegram:1"), new("b1", "telegram:2"))
     assert claim_update(db) == "a1"
