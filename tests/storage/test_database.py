@@ -9,12 +9,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel
 
-from storage import conversations, customers, flow_versions
+from storage import conversations, customers, database, flow_versions
 from storage.database import (
     MIGRATIONS_DIR,
+    Database,
     create_db_engine,
     migrate,
     open_database,
@@ -161,3 +162,44 @@ def test_a_database_whose_driver_is_not_installed_gives_one_clear_error() -> Non
     with pytest.raises(StorageError, match="its driver is not installed") as err:
         open_database("mysql://cxbot:s3cret@127.0.0.1:1/cxbot")
     assert "s3cret" not in str(err.value)
+
+
+def _backend_pid(engine: Database) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(engine: Database, pid: int) -> None:
+    # From a connection of its own, outside the pool under test.
+    with create_db_engine(engine.url.render_as_string(hide_password=False)).connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        other.commit()
+
+
+@pytest.mark.postgres
+def test_a_connection_that_died_while_idle_is_replaced_before_use(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
+    first = _backend_pid(pg_db)
+    _terminate(pg_db, first)  # as a server restart or a firewall would, while it sat idle
+    # Pinged on check-out, found dead, replaced: the work itself never sees the dead one.
+    with transaction(pg_db) as s:
+        assert s.execute(text("SELECT 1")).scalar_one() == 1
+    assert _backend_pid(pg_db) != first
+
+
+@pytest.mark.postgres
+def test_a_connection_back_from_work_moments_ago_is_not_pinged(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    first = _backend_pid(pg_db)
+    _terminate(pg_db, first)
+    # Not pinged: the statement finds the connection dead, and SQLAlchemy replaces the pool's
+    # connections, so the next transaction (a turn's retry) runs on a new one.
+    with pytest.raises(OperationalError), transaction(pg_db) as s:
+        s.execute(text("SELECT 1"))
+    with transaction(pg_db) as s:
+        assert s.execute(text("SELECT 1")).scalar_one() == 1
+    assert _backend_pid(pg_db) != first
