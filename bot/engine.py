@@ -560,13 +560,7 @@ class Engine:
             )
             turn.mark_answered(mark, question.id)
         else:
-            conv_q.save_progress(
-                turn.session,
-                hold=turn.held_progress,
-                conversation=conversation,
-                current_question=question.id,
-                remind_at=self._remind_at(conversation),
-            )
+            self._save_asked(turn, conversation, question.id)
             turn.say(bot_text("confirm_declined", conversation.locale))
             turn.replies.append(self._question_message(turn, conversation, flow, question))
 
@@ -574,14 +568,12 @@ class Engine:
         self, turn: _Turn, conversation: Conversation, question: Question, value: int
     ) -> None:
         """A score read from a sentence: ask "Did you mean N out of M?" and keep N pending."""
-        conv_q.save_progress(
-            turn.session,
-            hold=turn.held_progress,
-            conversation=conversation,
-            current_question=question.id,
+        self._save_asked(
+            turn,
+            conversation,
+            question.id,
             invalid_attempts=conversation.invalid_attempts,
             pending_score=value,
-            remind_at=self._remind_at(conversation),  # a question is asked: the silence starts
         )
         locale = conversation.locale
         _, high = question.bounds
@@ -682,14 +674,7 @@ class Engine:
         # question: it gets the current question again without counting as an attempt.
         stale = reason == InvalidReason.STALE_BUTTON
         attempts = conversation.invalid_attempts + (0 if stale else 1)
-        conv_q.save_progress(
-            turn.session,
-            hold=turn.held_progress,
-            conversation=conversation,
-            current_question=question.id,
-            invalid_attempts=attempts,
-            remind_at=self._remind_at(conversation),  # a hint asks again: the silence starts
-        )
+        self._save_asked(turn, conversation, question.id, invalid_attempts=attempts)
         lo, hi = question.bounds if question.type in SCORE_TYPES else (0, 0)
         hint = bot_text(f"hint_{reason.value}", conversation.locale, min=lo, max=hi)
         if question.optional and reason != InvalidReason.STALE_BUTTON:
@@ -710,14 +695,29 @@ class Engine:
         if question is None:
             self._finish(turn, conversation, flow)
             return
+        self._save_asked(turn, conversation, question.id)
+        turn.replies.append(self._question_message(turn, conversation, flow, question))
+
+    def _save_asked(
+        self,
+        turn: _Turn,
+        conversation: Conversation,
+        question_id: str,
+        *,
+        invalid_attempts: int = 0,
+        pending_score: int | None = None,
+    ) -> None:
+        """Save that `question_id` is asked now (anew, again after a hint, or to confirm a
+        score): the silence before its reminder starts now."""
         conv_q.save_progress(
             turn.session,
             hold=turn.held_progress,
             conversation=conversation,
-            current_question=question.id,
+            current_question=question_id,
+            invalid_attempts=invalid_attempts,
+            pending_score=pending_score,
             remind_at=self._remind_at(conversation),
         )
-        turn.replies.append(self._question_message(turn, conversation, flow, question))
 
     def _finish(self, turn: _Turn, conversation: Conversation, flow: Flow) -> None:
         self._write_held(turn)  # the completion's webhook event reads the stored answers

@@ -9,10 +9,26 @@ from storage import conversations as conv_q
 from storage import customers as cust_q
 from storage import outbox as out_q
 from storage.database import transaction
-from storage.tables import ConversationState
+from storage.tables import Conversation, ConversationState
 from storage.turn_state import HeldWrites, TurnState, read_turn_state, write_turn_rows
 
 LANE = "telegram:42"
+
+
+def _start_survey(db: Engine) -> Conversation:
+    """Customer telegram:42 with an active survey of the default flow."""
+    with transaction(db) as s:
+        customer = cust_q.upsert_customer(s, channel="telegram", external_id="42")
+        assert customer.id is not None
+        return conv_q.start_conversation(
+            s,
+            customer_id=customer.id,
+            channel="telegram",
+            flow_id="default",
+            flow_version=1,
+            locale="en",
+            context={},
+        )
 
 
 def _read(db: Engine, *, pressed: str | None = None) -> TurnState | None:
@@ -44,18 +60,8 @@ def _question(db: Engine, question_id: str, *, platform_id: str | None = None) -
 
 def test_nothing_is_read_without_an_active_survey(db: Engine) -> None:
     assert _read(db) is None  # an unknown customer
+    conversation = _start_survey(db)
     with transaction(db) as s:
-        customer = cust_q.upsert_customer(s, channel="telegram", external_id="42")
-        assert customer.id is not None
-        conversation = conv_q.start_conversation(
-            s,
-            customer_id=customer.id,
-            channel="telegram",
-            flow_id="default",
-            flow_version=1,
-            locale="en",
-            context={},
-        )
         conv_q.end_conversation(s, conversation=conversation, state=ConversationState.COMPLETED)
     assert _read(db) is None  # a finished survey: the caller reads the long way
 
@@ -94,18 +100,7 @@ def test_the_customer_survey_and_questions_in_one_read(db: Engine) -> None:
 def test_held_writes_go_in_with_the_outbox_rows(db: Engine) -> None:
     """An answer, the survey's progress and a closed question held back, then written with the
     turn's rows (one statement on PostgreSQL): all of it stored, in order."""
-    with transaction(db) as s:
-        customer = cust_q.upsert_customer(s, channel="telegram", external_id="42")
-        assert customer.id is not None
-        conversation = conv_q.start_conversation(
-            s,
-            customer_id=customer.id,
-            channel="telegram",
-            flow_id="default",
-            flow_version=1,
-            locale="en",
-            context={},
-        )
+    conversation = _start_survey(db)
     asked = _question(db, "nps", platform_id="501")
     with transaction(db) as s:
         state = read_turn_state(
@@ -146,7 +141,7 @@ def test_held_writes_go_in_with_the_outbox_rows(db: Engine) -> None:
     with transaction(db) as s:
         (answer,) = conv_q.conversation_answers(s, conversation_id=conversation.id or 0)
         assert (answer.question_id, answer.value_int, answer.scale_max) == ("nps", 9, 10)
-        active = conv_q.active_conversation(s, customer_id=customer.id)
+        active = conv_q.active_conversation(s, customer_id=conversation.customer_id)
         assert active is not None and active.current_question == "ces"
         live = out_q.open_question(s, lane=LANE)
         assert live is not None and (live.question_id, live.body["text"]) == ("ces", "message ✓")
