@@ -8,6 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class _QuietServer(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: a client opening more connections at once (cxbot's
+    # delivery worker sends a pass's button answers and edits together over a pool of 8)
+    # overflows it, and the kernel drops the extra SYNs, which the client resends after 1 s —
+    # a second's stall that no real platform has.
+    request_queue_size = 128
+
     def handle_error(self, request: object, client_address: object) -> None:
         # A client killed mid-request (kill tests) resets its connection: not a fake's error.
         error = sys.exc_info()[1]
