@@ -10,9 +10,11 @@
   batch so on PostgreSQL). `attribute_sql_to_workers()` wraps, in this process only, the
   methods cxbot runs in worker threads so that a thread-local label says whose statement it is:
 
-  - `turn`: `bot.inbox.InboxWorker._process_next` — one update's transaction (claim and mark
-    processed, turn, outbox rows). A call that found nothing due counts apart (`idle claims`),
-    so "SQL per turn" is the cost of one processed update's transaction;
+  - `turn`: `bot.inbox.InboxWorker._process_batch` — one transaction of the inbox worker (claim
+    and mark processed, the turns of the updates it took, their outbox rows). A call that found
+    nothing due counts apart (`idle claims`), so "SQL per turn" is the statements of the calls
+    that took something ÷ the updates they took (a group of updates shares BEGIN, the claim and
+    COMMIT);
   - `record`: `bot.inbox.Inbox._record` — a getUpdates batch stored in the inbox;
   - `delivery`: the delivery worker's claims, records of what was sent, and lease upkeep;
   - `other`: anything else (start-up, housekeeping).
@@ -98,10 +100,10 @@ class SqlCounter:
         if not _autocommit(conn):
             self._count()
 
-    def _turn_done(self, statements: int, *, processed: bool) -> None:
+    def _turn_done(self, statements: int, *, turns: int) -> None:
         with self._lock:
-            if processed:
-                self.turns += 1
+            if turns:
+                self.turns += turns
                 self.turn_statements += statements
             else:
                 self.idle_claims += 1
@@ -131,7 +133,7 @@ def _labelled(part: str, method: Callable[..., Any]) -> Callable[..., Any]:
             _local.part = outer
         if part == "turn" and outer is None and _active:
             statements = getattr(_local, "statements", 0) - before
-            _active[0]._turn_done(statements, processed=result is not None)
+            _active[0]._turn_done(statements, turns=len(result))
         return result
 
     labelled.__bench_labelled__ = True  # type: ignore[attr-defined]
@@ -144,7 +146,7 @@ def attribute_sql_to_workers() -> None:
     from bot.inbox import Inbox, InboxWorker
 
     targets: list[tuple[type, str, str, bool]] = [
-        (InboxWorker, "_process_next", "turn", True),
+        (InboxWorker, "_process_batch", "turn", True),
         (Inbox, "_record", "record", True),
         *((DeliveryWorker, name, "delivery", False) for name in _OPTIONAL_DELIVERY),
     ]

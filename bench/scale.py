@@ -105,7 +105,7 @@ FLOW = "post_interaction"  # the flow SCRIPT answers
 # What a profile sample was spent for: the first of these frames from the top of the stack down.
 ACTIVITIES = (
     ("Invitations.create_sync", "invitations API (check, store, open the survey)"),
-    ("InboxWorker._process_next", "inbox worker (turns)"),
+    ("InboxWorker._process_batch", "inbox worker (turns)"),
     ("Inbox._record", "recording webhooks"),
     ("DeliveryWorker._claim", "delivery: claims"),
     ("DeliveryWorker._record", "delivery: results"),

@@ -517,7 +517,8 @@ def schedule(args: argparse.Namespace, databases: list[str]) -> list[Run]:
 async def run_all(args: argparse.Namespace, postgres: Postgres | None) -> list[Run]:
     """Every scheduled run, one after the other; progress on standard error."""
     attribute_sql_to_workers()
-    databases = ["SQLite"] + (["PostgreSQL"] if postgres is not None else [])
+    databases = ["SQLite"] if args.databases != "postgresql" else []
+    databases += ["PostgreSQL"] if postgres is not None else []
     runs = schedule(args, databases)
     for run in runs:
         with tempfile.TemporaryDirectory(prefix="cxbot-bench-") as data_dir:
@@ -634,7 +635,7 @@ def report(runs: list[Run], args: argparse.Namespace, notes: list[str], seconds:
 
 def _postgres(args: argparse.Namespace, notes: list[str]) -> Postgres | None:
     """The PostgreSQL server to run cxbot on, if any (a note says why not)."""
-    if args.sqlite_only or args.bots == "baseline":
+    if args.sqlite_only or args.databases == "sqlite" or args.bots == "baseline":
         return None
     postgres = Postgres(args.database_url or DEFAULT_POSTGRES)
     why = postgres.unreachable()
@@ -643,6 +644,8 @@ def _postgres(args: argparse.Namespace, notes: list[str]) -> Postgres | None:
         return postgres
     if args.database_url:
         raise SystemExit(f"--database-url: PostgreSQL at {postgres.shown} does not answer: {why}")
+    if args.databases == "postgresql":
+        raise SystemExit(f"--databases postgresql: {postgres.shown} does not answer: {why}")
     notes.append(f"PostgreSQL: skipped, {postgres.shown} does not answer ({why})")
     return None
 
@@ -659,6 +662,12 @@ def main(argv: list[str] | None = None) -> None:
         help=f"PostgreSQL server for cxbot's runs (default {DEFAULT_POSTGRES}, when it answers)",
     )
     parser.add_argument("--sqlite-only", action="store_true", help="no PostgreSQL runs")
+    parser.add_argument(
+        "--databases",
+        choices=["both", "sqlite", "postgresql"],
+        default="both",
+        help="cxbot's databases (both; --sqlite-only is --databases sqlite)",
+    )
     parser.add_argument("--bots", choices=["both", "cxbot", "baseline"], default="both")
     args = parser.parse_args(argv)
     if args.customers < 1 or args.concurrency < 1 or args.runs < 1:

@@ -2,11 +2,19 @@
 
 Adapters hand raw updates to `Inbox.record` (one statement for a whole batch, committed) and tell
 the platform they arrived only after it returned: Telegram's next getUpdates, the webhook's 200,
-Slack's HTTP answer or Socket Mode ack. `InboxWorker` then processes them, each in ONE
-transaction that claims the update and marks it processed (one statement), and runs the turn
+Slack's HTTP answer or Socket Mode ack. `InboxWorker` then processes them in ONE transaction
+that claims them and marks them processed (one statement), and runs their turns
 (`Engine.turn_in`, which writes its replies to the outbox) — so after a SIGKILL an update is
 either wholly handled or still waiting (the mark is rolled back with the rest), never half-done
 and never lost.
+
+Group commit: under load the worker takes the heads of up to `batch` lanes in that statement
+and runs their turns one after the other in the same transaction, so BEGIN, the claim, COMMIT
+and the hop to a worker thread are paid once for all of them (each turn stays atomic: they
+commit together or not at all). A turn that raises rolls the whole group back; the worker then
+takes the same number of updates one at a time, so the failing one is isolated, counted and
+retried alone while the others go through. Idle, a group is one update: nothing waits for
+company.
 
 Order: one lane (one customer's chat) is processed one update at a time in arrival order, by
 whichever process claims it (`storage.inbox.take_next_update`); lanes run concurrently.
@@ -49,6 +57,8 @@ log = logging.getLogger(__name__)
 Translator = Callable[[Mapping[str, Any]], Inbound]
 # A failing update is tried again after 1, 2, 4, 8 s, then given up (kept with its error).
 MAX_ATTEMPTS = 5
+# Updates (of different lanes) whose turns share one transaction, at most (see the module doc).
+BATCH = 16
 
 
 class Inbox:
@@ -104,9 +114,10 @@ class InboxWorker:
         engine: Engine,
         translators: Mapping[str, Translator],
         on_queued: Callable[[], None] | None = None,
-        concurrency: int = 4,
+        concurrency: int = 1,
         poll_seconds: float = 1.0,
         flood_limit: FloodLimit | None = None,
+        batch: int = BATCH,
     ) -> None:
         self._db = db
         self._engine = engine
@@ -116,6 +127,7 @@ class InboxWorker:
         self._on_queued = on_queued
         # SQLite has one writer: a second loop would only queue on its lock.
         self._concurrency = 1 if db.dialect.name == "sqlite" else max(1, concurrency)
+        self._batch = max(1, batch)
         self._poll = poll_seconds
         self._wake = asyncio.Event()
         # Updates announced by `nudge` and not yet looked for: each loop looks once per
@@ -147,87 +159,115 @@ class InboxWorker:
                 look_by = loop.time() + self._poll
             elif self._announced > 0:
                 self._announced -= 1
-                if not await self.process_one():
+                taken = await self.process_some()
+                if taken == 0:
                     self._missed += 1
+                else:  # the others it took were announced too: one look fewer for each
+                    self._announced = max(0, self._announced - (taken - 1))
             elif await wait_for_event(self._wake, look_by - loop.time()) and not self._announced:
                 self._wake.clear()  # another loop took what was announced
 
     async def _drain(self) -> None:
         took = False
-        while await self.process_one():
+        while taken := await self.process_some():
             took = True
             # Under load a drain takes the announced updates too: each it takes is one look
             # fewer to make (else every one of them would later cost a claim finding nothing).
-            if self._announced > 0:
-                self._announced -= 1
+            self._announced = max(0, self._announced - taken)
         if took:  # the last look may have missed a lane held by another loop: look again later
             self._missed += 1
 
     async def process_one(self) -> bool:
         """Claim and process the next due update; False when there was none (or the database
         failed: the update stays recorded, and the loop waits before trying again)."""
-        try:
-            done = await asyncio.to_thread(self._process_next)
-        except Exception:
-            log.exception("the inbox could not be read or written; retrying shortly")
-            return False
-        if done is None:
-            return False
-        if self._missed > 0:  # an update this one held back (same lane) may be due now
-            self._missed -= 1
-            self._announced += 1
-        if done.queued and self._on_queued is not None:
-            self._on_queued()
-        if done.stored_text:
-            self._engine.notify_text_listeners()
-        return True
+        return await self._process(1) > 0
+
+    async def process_some(self) -> int:
+        """Claim and process up to `batch` due updates of different lanes in one transaction
+        (see the module doc); how many (0: none was due, or the database failed)."""
+        return await self._process(self._batch)
 
     async def process_all(self) -> int:
         """Process every due update (tests, one-off commands); how many."""
         count = 0
-        while await self.process_one():
-            count += 1
+        while taken := await self.process_some():
+            count += taken
         return count
+
+    async def _process(self, limit: int) -> int:
+        try:
+            done = await asyncio.to_thread(self._process_batch, limit)
+        except Exception:
+            log.exception("the inbox could not be read or written; retrying shortly")
+            return 0
+        if not done:
+            return 0
+        # Each update done may have held back the next of its lane: that one may be due now.
+        released = min(self._missed, len(done))
+        self._missed -= released
+        self._announced += released
+        if any(p.queued for p in done) and self._on_queued is not None:
+            self._on_queued()
+        if any(p.stored_text for p in done):
+            self._engine.notify_text_listeners()
+        return len(done)
 
     # -- in a worker thread --------------------------------------------------------------------
 
-    def _process_next(self) -> Processed | None:
+    def _process_batch(self, limit: int) -> list[Processed]:
+        """Up to `limit` updates in one transaction; after a failing turn, the same number
+        again one at a time (each in its own), which isolates the failing one."""
         try:
-            with transaction(self._db) as session:
-                # Claimed, marked processed and counted for the flood limit in one statement;
-                # a failing turn rolls the mark back with everything else.
-                now = utcnow()
-                row = inbox_q.take_next_update(
-                    session, now=now, count_since=self._flood.counting_from(now)
-                )
-                if row is None:
-                    return None
-                try:
-                    translate = self._translators.get(row.channel)
-                    if translate is None:
-                        # Processes sharing a database run the same channels (one configuration).
-                        raise LookupError(f"no translator for channel {row.channel!r}")
-                    inbound = translate(row.body)
-                    verdict = self._verdict(session, row, inbound)
-                    if verdict is Verdict.SERVE:
-                        queued, stored_text = self._apply(session, inbound)
-                    else:
-                        queued, stored_text = self._flooded(session, inbound, verdict), False
-                except Exception as exc:
-                    raise _TurnFailed(row, exc) from exc
-                if verdict is not Verdict.SERVE:
-                    inbox_q.note_ignored(
-                        session, update_row=row, reason="ignored: over the flood limit"
-                    )
+            return self._take_and_turn(limit)
         except _TurnFailed as failed:
-            # The turn was rolled back whole (no savepoint: two statements fewer per turn) and
-            # the failure is recorded in a transaction of its own. In between, the update is
-            # due again and another worker may retry it a little early: harmless, since a turn
-            # commits whole or not at all.
-            with transaction(self._db) as session:
-                self._failed(session, failed.row, failed.error)
-            return Processed(update_id=failed.row.id, queued=False)
-        return Processed(update_id=row.id, queued=queued, stored_text=stored_text)
+            if failed.taken == 1:
+                # The turn was rolled back whole (no savepoint: two statements fewer per turn)
+                # and the failure is recorded in a transaction of its own. In between, the
+                # update is due again and another worker may retry it a little early:
+                # harmless, since a turn commits whole or not at all.
+                with transaction(self._db) as session:
+                    self._failed(session, failed.row, failed.error)
+                return [Processed(update_id=failed.row.id, queued=False)]
+            taken = failed.taken
+        log.info("a turn failed in a group of %d updates; taking them one at a time", taken)
+        done: list[Processed] = []
+        for _ in range(taken):
+            one = self._process_batch(1)
+            if not one:
+                break
+            done.extend(one)
+        return done
+
+    def _take_and_turn(self, limit: int) -> list[Processed]:
+        done: list[Processed] = []
+        with transaction(self._db) as session:
+            # Claimed, marked processed and counted for the flood limit in one statement;
+            # a failing turn rolls the marks back with everything else.
+            now = utcnow()
+            rows = inbox_q.take_next_updates(
+                session, now=now, count_since=self._flood.counting_from(now), limit=limit
+            )
+            for row in rows:
+                try:
+                    done.append(self._turn(session, row))
+                except Exception as exc:
+                    raise _TurnFailed(row, exc, taken=len(rows)) from exc
+        return done
+
+    def _turn(self, session: Session, row: ClaimedUpdate) -> Processed:
+        """One claimed update's turn, in the caller's transaction."""
+        translate = self._translators.get(row.channel)
+        if translate is None:
+            # Processes sharing a database run the same channels (one configuration).
+            raise LookupError(f"no translator for channel {row.channel!r}")
+        inbound = translate(row.body)
+        verdict = self._verdict(session, row, inbound)
+        if verdict is Verdict.SERVE:
+            queued, stored_text = self._apply(session, inbound)
+            return Processed(update_id=row.id, queued=queued, stored_text=stored_text)
+        queued = self._flooded(session, inbound, verdict)
+        inbox_q.note_ignored(session, update_row=row, reason="ignored: over the flood limit")
+        return Processed(update_id=row.id, queued=queued)
 
     def _verdict(self, session: Session, row: ClaimedUpdate, inbound: Inbound) -> Verdict:
         """Only a customer's messages count against the flood limit."""
@@ -284,10 +324,11 @@ class InboxWorker:
 class _TurnFailed(Exception):
     """A claimed update's turn raised: carries the row out of the rolled-back transaction."""
 
-    def __init__(self, row: ClaimedUpdate, error: Exception) -> None:
+    def __init__(self, row: ClaimedUpdate, error: Exception, *, taken: int) -> None:
         super().__init__(str(error))
         self.row = row
         self.error = error
+        self.taken = taken  # updates claimed with it (all rolled back)
 
 
 def _sender(inbound: IncomingMessage) -> tuple[str, str]:

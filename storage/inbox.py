@@ -164,7 +164,7 @@ class ClaimedUpdate:
     counted_since: datetime | None = None
 
 
-def _take_statement(*, counted: bool) -> Any:
+def _take_statement(*, counted: bool, limit: int = 1) -> Any:
     """`_claim_statement`'s row marked processed in the same statement (UPDATE … RETURNING);
     `counted`: with the lane's updates received since `since` up to it (the flood count)."""
     pending = _TABLE.alias("pending")
@@ -183,9 +183,8 @@ def _take_statement(*, counted: bool) -> Any:
             pending.c.retry_at.is_(None) | (pending.c.retry_at <= now),
         )
         .order_by(pending.c.id)
-        .limit(1)
+        .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
     columns: list[Any] = [getattr(_TABLE.c, name) for name in _CLAIMED_NAMES]
     if counted:
@@ -196,17 +195,28 @@ def _take_statement(*, counted: bool) -> Any:
             " AND flood.received_at >= :since AND flood.id <= inboxupdate.id)"
         ).bindparams(bindparam("since", type_=_TABLE.c.received_at.type))
         columns.append(type_coerce(recent, Integer).label("recent"))
+    # One row: `id = (subquery)`, the form PostgreSQL plans best for one; several: `id IN`.
+    chosen = (
+        _TABLE.c.id == candidate.scalar_subquery() if limit == 1 else _TABLE.c.id.in_(candidate)
+    )
     return (
         update(_TABLE)
-        .where(_TABLE.c.id == candidate)
+        .where(chosen)
         .values(processed_at=now, retry_at=null(), last_error=null())
         .returning(*columns)
     )
 
 
 _CLAIMED_NAMES = ("id", "channel", "event_key", "lane", "body", "attempts", "received_at")
-# Built once each: with and without the flood count.
-_TAKE = {counted: _take_statement(counted=counted) for counted in (False, True)}
+# Built once each (building a statement costs more than running it): by flood count and limit.
+_TAKE: dict[tuple[bool, int], Any] = {}
+
+
+def _take(*, counted: bool, limit: int) -> Any:
+    stmt = _TAKE.get((counted, limit))
+    if stmt is None:
+        stmt = _TAKE[counted, limit] = _take_statement(counted=counted, limit=limit)
+    return stmt
 
 
 def take_next_update(
@@ -220,15 +230,33 @@ def take_next_update(
 
     Over the flood limit, `note_ignored` keeps the reason with the row.
     """
+    taken = take_next_updates(session, now=now, count_since=count_since, limit=1)
+    return taken[0] if taken else None
+
+
+def take_next_updates(
+    session: Session,
+    *,
+    now: datetime | None = None,
+    count_since: datetime | None = None,
+    limit: int,
+) -> list[ClaimedUpdate]:
+    """`take_next_update` for up to `limit` lanes at once, in one statement: the head of each
+    of the `limit` oldest due lanes, locked and marked processed, in id order. A lane gives
+    at most one row (only a lane's oldest unprocessed row is a candidate), so the caller may
+    run their turns one after the other in this transaction and keep every lane in order.
+    """
     params: dict[str, Any] = {"now": now or utcnow()}
     if count_since is not None:
         params["since"] = count_since
-    row = session.connection().execute(_TAKE[count_since is not None], params).first()
-    if row is None:
-        return None
-    values = dict(row._mapping)
-    recent = values.pop("recent", None)
-    return ClaimedUpdate(**values, recent=recent, counted_since=count_since)
+    stmt = _take(counted=count_since is not None, limit=max(1, limit))
+    taken = []
+    for row in session.connection().execute(stmt, params):
+        values = dict(row._mapping)
+        recent = values.pop("recent", None)
+        taken.append(ClaimedUpdate(**values, recent=recent, counted_since=count_since))
+    taken.sort(key=lambda claimed: claimed.id)  # RETURNING promises no order
+    return taken
 
 
 def note_ignored(session: Session, *, update_row: ClaimedUpdate, reason: str) -> None:

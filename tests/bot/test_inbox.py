@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import event
+from sqlmodel import col, select
 
 from bot.app import App
 from bot.inbox import MAX_ATTEMPTS, Inbox, InboxWorker
@@ -49,6 +50,66 @@ async def test_a_turn_that_fails_after_writing_leaves_nothing_but_the_failure(ap
         assert session.exec(select(Conversation)).all() == []
         assert session.exec(select(OutboxMessage)).all() == []
     assert await worker.process_one() is False  # not due again before its retry time
+
+
+async def test_updates_of_different_lanes_are_turned_in_one_transaction(any_db_app: App) -> None:
+    """Group commit: one call takes the head of every due lane, runs their turns and commits
+    them together; a lane's next update waits for the next group."""
+    app = any_db_app
+    inbox = Inbox(db=app.db)
+    users = [21, 22, 21, 23]
+    await inbox.record(
+        CHANNEL,
+        [
+            RawUpdate(event_key=f"g{n}", lane=f"{CHANNEL}:{user}", body={"user": user})
+            for n, user in enumerate(users)
+        ],
+    )
+    commits: list[int] = []
+    event.listen(app.db, "commit", lambda _conn: commits.append(1))
+    worker = InboxWorker(db=app.db, engine=app.engine, translators={CHANNEL: _start})
+    assert await worker.process_some() == 3
+    assert len(commits) == 1
+    with transaction(app.db) as session:
+        done = session.exec(select(InboxUpdate).where(col(InboxUpdate.processed_at).is_not(None)))
+        assert sorted(r.event_key for r in done) == ["g0", "g1", "g3"]
+        customers = session.exec(select(Customer)).all()
+        assert sorted(c.external_id for c in customers) == ["21", "22", "23"]
+    assert await worker.process_some() == 1
+    assert await worker.process_some() == 0
+
+
+async def test_a_failing_turn_in_a_group_is_isolated_and_the_others_go_through(
+    any_db_app: App,
+) -> None:
+    """The group is rolled back whole, then taken again one update at a time: only the failing
+    one is counted as failed, the others commit."""
+    app = any_db_app
+    inbox = Inbox(db=app.db)
+
+    def picky(body: Mapping[str, Any]) -> Inbound:
+        if body["user"] == 32:
+            raise RuntimeError("cannot read this one")
+        return _start(body)
+
+    await inbox.record(
+        CHANNEL,
+        [
+            RawUpdate(event_key=f"h{user}", lane=f"{CHANNEL}:{user}", body={"user": user})
+            for user in (31, 32, 33)
+        ],
+    )
+    worker = InboxWorker(db=app.db, engine=app.engine, translators={CHANNEL: picky})
+    assert await worker.process_some() == 3
+    with transaction(app.db) as session:
+        rows = {r.event_key: r for r in session.exec(select(InboxUpdate))}
+        assert rows["h32"].processed_at is None and rows["h32"].attempts == 1
+        assert rows["h32"].last_error == "RuntimeError: cannot read this one"
+        for key in ("h31", "h33"):
+            assert rows[key].processed_at is not None and rows[key].attempts == 0
+        customers = session.exec(select(Customer)).all()
+        assert sorted(c.external_id for c in customers) == ["31", "33"]
+        assert {o.recipient for o in session.exec(select(OutboxMessage))} == {"31", "33"}
 
 
 async def test_after_the_last_attempt_the_update_is_kept_with_its_error(app: App) -> None:

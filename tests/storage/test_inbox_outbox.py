@@ -184,6 +184,57 @@ def test_taking_an_update_claims_marks_and_counts_it_in_one_statement(db: Engine
         assert in_q.take_next_update(s) is None
 
 
+def test_a_group_take_marks_the_head_of_each_lane_in_id_order(db: Engine) -> None:
+    record(
+        db,
+        new("a1", "telegram:1"),
+        new("b1", "telegram:2"),
+        new("a2", "telegram:1"),
+        new("c1", "telegram:3"),
+        new("d1", "telegram:4"),
+    )
+    since = utcnow() - timedelta(minutes=1)
+    with transaction(db) as s:
+        rows = in_q.take_next_updates(s, count_since=since, limit=3)
+        # One row per lane (a2 waits behind a1), the oldest lanes first, each counted.
+        assert [(r.event_key, r.recent) for r in rows] == [("a1", 1), ("b1", 1), ("c1", 1)]
+    assert all(update_row(db, key).processed_at is not None for key in ("a1", "b1", "c1"))
+    assert update_row(db, "d1").processed_at is None
+    with transaction(db) as s:
+        rows = in_q.take_next_updates(s, count_since=since, limit=16)
+        assert [(r.event_key, r.recent) for r in rows] == [("a2", 2), ("d1", 1)]
+        assert in_q.take_next_updates(s, limit=16) == []
+
+
+def test_a_group_whose_transaction_fails_is_taken_again_whole(db: Engine) -> None:
+    record(db, new("a1", "telegram:1"), new("b1", "telegram:2"))
+    with pytest.raises(RuntimeError), transaction(db) as s:
+        assert len(in_q.take_next_updates(s, limit=16)) == 2
+        raise RuntimeError("a turn failed")
+    assert update_row(db, "a1").processed_at is None and update_row(db, "b1").processed_at is None
+    with transaction(db) as s:
+        assert [r.event_key for r in in_q.take_next_updates(s, limit=16)] == ["a1", "b1"]
+
+
+@pytest.mark.postgres
+def test_concurrent_group_takes_share_out_the_lanes(pg_db: Engine) -> None:
+    """SKIP LOCKED with a limit: a second group passes over the first group's lanes."""
+    record(
+        pg_db,
+        new("a1", "telegram:1"),
+        new("b1", "telegram:2"),
+        new("a2", "telegram:1"),
+        new("c1", "telegram:3"),
+    )
+    with transaction(pg_db) as first, transaction(pg_db) as second:
+        one = in_q.take_next_updates(first, limit=2)
+        two = in_q.take_next_updates(second, limit=2)
+        assert [r.event_key for r in one] == ["a1", "b1"]
+        assert [r.event_key for r in two] == ["c1"]  # a2 waits behind a1, held by the first
+    with transaction(pg_db) as third:
+        assert [r.event_key for r in in_q.take_next_updates(third, limit=2)] == ["a2"]
+
+
 def test_a_taken_update_whose_turn_fails_is_taken_again(db: Engine) -> None:
     record(db, new("a1", "telegram:1"), new("a2", "telegram:1"))
     with pytest.raises(RuntimeError), transaction(db) as s:
