@@ -16,7 +16,10 @@
     that took something ÷ the updates they took (a group of updates shares BEGIN, the claim and
     COMMIT);
   - `record`: `bot.inbox.Inbox._record` — a getUpdates batch stored in the inbox;
-  - `delivery`: the delivery worker's claims, records of what was sent, and lease upkeep;
+  - `delivery`: the delivery worker's claims, records of what was sent (also those made from
+    the event loop: `storage.loop_records`; on PostgreSQL those go through psycopg's
+    asynchronous connection, unseen by SQLAlchemy, and are counted one per row), and lease
+    upkeep;
   - `other`: anything else (start-up, housekeeping).
 """
 
@@ -82,6 +85,11 @@ class SqlCounter:
         """Statements counted since `start()`."""
         with self._lock:
             return sum(self.by_part.values())
+
+    def add(self, part: str, statements: int) -> None:
+        """Count statements sent where SQLAlchemy's events do not see them."""
+        with self._lock:
+            self.by_part[part] += statements
 
     def _count(self) -> None:
         _local.statements = getattr(_local, "statements", 0) + 1
@@ -150,6 +158,10 @@ def attribute_sql_to_workers() -> None:
         (Inbox, "_record", "record", True),
         *((DeliveryWorker, name, "delivery", False) for name in _OPTIONAL_DELIVERY),
     ]
+    from storage.loop_records import LoopSentRecorder
+
+    targets.append((LoopSentRecorder, "_record_sqlite_now", "delivery", True))
+    _count_loop_records(LoopSentRecorder)
     for cls, name, part, required in targets:
         method = cls.__dict__.get(name)
         if method is None:
@@ -162,6 +174,29 @@ def attribute_sql_to_workers() -> None:
         if getattr(method, "__bench_labelled__", False):
             continue
         setattr(cls, name, _labelled(part, method))
+
+
+def _count_loop_records(cls: type) -> None:
+    """The delivery worker's records on PostgreSQL go through psycopg's asynchronous connection,
+    which SQLAlchemy's events never see: count them here (one statement per row recorded)."""
+    method = cls.__dict__.get("_record_postgres")
+    if method is None or not inspect.iscoroutinefunction(method):
+        raise RuntimeError(
+            "bench: storage.loop_records.LoopSentRecorder._record_postgres is gone or no longer "
+            "a coroutine; update bench/_probes.py's SQL attribution"
+        )
+    if getattr(method, "__bench_labelled__", False):
+        return
+
+    @functools.wraps(method)
+    async def counted(self: Any, params: list[dict[str, Any]]) -> bool:
+        done = bool(await method(self, params))
+        if done and _active:
+            _active[0].add("delivery", len(params))
+        return done
+
+    counted.__bench_labelled__ = True  # type: ignore[attr-defined]
+    cls._record_postgres = counted  # type: ignore[attr-defined]
 
 
 class LoopLag:

@@ -49,6 +49,7 @@ from storage import conversations as conv_q
 from storage import customers as cust_q
 from storage import outbox as out_q
 from storage.database import Database, Session, transaction
+from storage.loop_records import LoopSentRecorder
 from storage.outbox import ClaimedMessage
 from storage.review_queue import add_delivery_failure
 
@@ -164,6 +165,9 @@ class DeliveryWorker:
         # Records what was sent before the next message goes out; on PostgreSQL on a connection
         # it keeps for the pass (released at the end of each).
         self._recorder = out_q.SentRecorder(db)
+        # The same, awaited in the event loop: the record between two messages takes no hop to
+        # a worker thread (it falls back to `_recorder` when it cannot be made there).
+        self._loop_recorder = LoopSentRecorder(db, fallback=self._recorder)
         self._senders = dict(senders)
         self._schedule = schedule or RetrySchedule()
         self._lease = lease
@@ -210,12 +214,14 @@ class DeliveryWorker:
                     next_check = loop.time() + DEAD_CLAIMS_EVERY
                     await asyncio.to_thread(self.release_dead_claims)
                 if not done and not self._carried:
-                    await wait_for_event(self._wake, self._poll)
+                    if not await wait_for_event(self._wake, self._poll):
+                        await self._loop_recorder.aclose()  # idle: keep no connection
                     self._wake.clear()
         finally:
             if self._carried:  # stopping: what was sent is put on record
                 carried, self._carried = self._carried, []
                 await asyncio.shield(asyncio.to_thread(self._record_and_release, carried))
+            await asyncio.shield(self._loop_recorder.aclose())
 
     def _record_and_release(self, attempts: list[_Attempt]) -> None:
         try:
@@ -242,6 +248,8 @@ class DeliveryWorker:
         finally:
             if self._recorder.holding:
                 await asyncio.to_thread(self._recorder.release)
+            if not carry:  # a pass on its own (`deliver_due`): `run` closes it when idle
+                await self._loop_recorder.aclose()
 
     async def _pass_once(self, lanes: Collection[str] | None, *, carry: bool) -> list[Outcome]:
         carried, self._carried = self._carried, []
@@ -276,7 +284,10 @@ class DeliveryWorker:
     async def _record_or_carry(self, attempts: list[_Attempt]) -> None:
         """Record now; if the database fails, keep them for the next pass and stop this one."""
         try:
-            await asyncio.to_thread(self._record, attempts)
+            if all(a.status == "sent" for a in attempts):  # the common case: from the loop
+                await self._loop_recorder.record(_sent(attempts))
+            else:
+                await asyncio.to_thread(self._record, attempts)
         except Exception:
             self._carried.extend(attempts)
             raise

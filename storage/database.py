@@ -48,6 +48,9 @@ def database_password(url: str) -> str | None:
     return str(password) if password else None
 
 
+SQLITE_BUSY_TIMEOUT_MS = 10000  # how long a SQLite statement waits for another writer
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Python's sqlite3 module (before 3.12's autocommit attribute) opens transactions lazily and
     # never for SAVEPOINT, so a savepoint would commit on its own and survive a rollback of the
@@ -60,7 +63,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.close()
 
 
@@ -202,6 +205,23 @@ def _writer_lock(engine: Engine) -> AbstractContextManager[object]:
         return nullcontext()
     with _LOCKS_GUARD:
         return _SQLITE_LOCKS.setdefault(engine, threading.RLock())
+
+
+@contextmanager
+def writer_lock_within(engine: Engine, seconds: float) -> Iterator[bool]:
+    """Hold SQLite's process-wide writer lock if it comes within `seconds` (yields True), else
+    give up (yields False: another thread of this process is writing). On PostgreSQL there is
+    no such lock: always True."""
+    lock = _writer_lock(engine)
+    if not isinstance(lock, type(threading.RLock())):
+        yield True
+        return
+    held = lock.acquire(timeout=seconds)
+    try:
+        yield held
+    finally:
+        if held:
+            lock.release()
 
 
 @contextmanager

@@ -109,7 +109,8 @@ def _unsent() -> Any:
 
 
 _INSERT = insert(_TABLE)
-_RECORD_SENT = (
+# A message the platform took: (row id, sent_at, platform message id and chat) as parameters.
+RECORD_SENT = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("row_id"))
     .values(
@@ -260,7 +261,7 @@ def record_sent(
 ) -> None:
     """The platform took the row: keep its ids, release the claim."""
     session.execute(
-        _RECORD_SENT,
+        RECORD_SENT,
         {
             "row_id": message_id,
             "sent_at": utcnow(),
@@ -273,10 +274,11 @@ def record_sent(
 def record_sent_many(session: Session, sent: Sequence[tuple[int, str | None, str | None]]) -> None:
     """`record_sent` of several rows in one statement: (row id, platform message id, chat)."""
     if sent:
-        session.connection().execute(_RECORD_SENT, _sent_params(sent))
+        session.connection().execute(RECORD_SENT, sent_params(sent))
 
 
-def _sent_params(sent: Sequence[tuple[int, str | None, str | None]]) -> list[dict[str, Any]]:
+def sent_params(sent: Sequence[tuple[int, str | None, str | None]]) -> list[dict[str, Any]]:
+    """`RECORD_SENT`'s parameters for (row id, platform message id, chat) sent now."""
     now = utcnow()
     return [
         {"row_id": i, "sent_at": now, "platform_message_id": m, "platform_chat": c}
@@ -305,17 +307,17 @@ class SentRecorder:
         """Record (row id, platform message id, chat) of messages the platform took."""
         if not sent:
             return
-        params = _sent_params(sent)
+        params = sent_params(sent)
         if self._db.dialect.name != "postgresql":
             with core_transaction(self._db) as conn:
-                conn.execute(_RECORD_SENT, params)
+                conn.execute(RECORD_SENT, params)
             return
         with self._lock:
             if self._conn is None:
                 raw = self._db.connect()
                 self._conn = raw.execution_options(isolation_level="AUTOCOMMIT")
             try:
-                self._conn.execute(_RECORD_SENT, params)
+                self._conn.execute(RECORD_SENT, params)
             except Exception:
                 self._release()  # a broken connection is not kept: the next record takes another
                 raise
