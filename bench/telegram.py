@@ -2,7 +2,7 @@
 
     python bench/telegram.py [--customers 300] [--concurrency 50] [--runs 2]
                              [--database-url postgresql://USER@HOST:PORT/DB] [--sqlite-only]
-                             [--bots both|cxbot|baseline]
+                             [--databases both|sqlite|postgresql] [--bots both|cxbot|baseline]
 
 Simulated customers answer a whole survey each as Telegram users would: `/start`, a button for
 NPS, a typed comment, buttons for CES and CSAT, a typed last answer — six updates, each pushed
@@ -10,9 +10,10 @@ to a fake Bot API's getUpdates queue (tests/fakes/telegram_api.py), each waited 
 bot's reply arrives there. Two bots are measured, each polling the fake with python-telegram-bot:
 
 - cxbot: what `cxbot serve` runs (`bot.serve.plan_channels`) — long polling that records each
-  batch in the inbox before confirming it, the inbox worker (one transaction per update: claim,
-  turn, outbox rows), the delivery worker sending the outbox in order per chat — on SQLite (a
-  temp file: the default configuration) and on PostgreSQL when one answers;
+  batch in the inbox before confirming it, the inbox worker (one transaction per group of due
+  updates of different chats: claim, turns, outbox rows), the delivery worker sending the
+  outbox in order per chat, one message at a time, each recorded before the next goes out — on
+  SQLite (a temp file: the default configuration) and on PostgreSQL when one answers;
 - baseline: a minimal ConversationHandler survey bot keeping answers in a dict, with PTB's
   defaults (its own HTTPXRequest, one update at a time) — the same questions, keyboards,
   callback answers and edits, and nothing else. A ConversationHandler moves to its next state
@@ -32,7 +33,8 @@ Fairness:
   `cxbot_bench_<pid>_<run>`, created beside the one `--database-url` names — its role needs
   CREATEDB — and dropped after the run; the named database itself is untouched). Without
   `--database-url`, PostgreSQL runs when `postgresql://postgres@127.0.0.1:5432/test` (or
-  `TEST_POSTGRES_URL`, as for the tests) answers; `--sqlite-only` skips it. Medians over the
+  `TEST_POSTGRES_URL`, as for the tests) answers; `--sqlite-only` (or `--databases sqlite`)
+  skips it, `--databases postgresql` skips SQLite. Medians over the
   runs and the ratio within each round damp the drift of a shared machine. The last line says
   how many runs it took; the defaults take about 1.5 minutes on 2 cores.
 
@@ -45,8 +47,9 @@ Columns, one row per run, then the medians per bot:
   the same window, per update;
 - API/upd: Bot API calls the bot made (getUpdates aside) per update, as the fake counted them;
 - SQL/upd: statements cxbot's engine sent in the window per update, every worker included;
-- SQL/turn: statements in one processed update's transaction (the inbox worker's turn: claim,
-  turn, outbox rows, mark processed); see bench/_probes.py for what counts as a statement and
+- SQL/turn: statements of the inbox worker's transactions that processed updates ÷ the updates
+  they processed (claim and mark processed, turns, outbox rows; a group of updates shares
+  BEGIN, the claim and COMMIT); see bench/_probes.py for what counts as a statement and
   how each is attributed (a thread-local label set by wrapping the workers' thread methods, in
   this process only). The medians also split SQL/upd into turn, inbox recording, delivery and
   idle claims;
