@@ -56,9 +56,7 @@ class LoopSentRecorder:
             compiled = RECORD_SENT.compile(dialect=db.dialect)
             self._pg_sql = str(compiled)
             self._pg_defaults = dict(compiled.params)  # the literal NULLs and `attempts + 1`
-            self._pg_url = db.url.set(drivername="postgresql").render_as_string(
-                hide_password=False
-            )
+            self._pg_url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     @property
     def holding(self) -> bool:
