@@ -53,6 +53,7 @@ class SqlCounter:
         self._lock = threading.Lock()
         self.by_part: Counter[str] = Counter()
         self.turns = 0
+        self.groups = 0  # inbox transactions that processed updates (a group shares one)
         self.turn_statements = 0
         self.idle_claims = 0
         self.idle_claim_statements = 0
@@ -67,7 +68,7 @@ class SqlCounter:
         """Zero the counts: the measured window begins."""
         with self._lock:
             self.by_part.clear()
-            self.turns = self.turn_statements = 0
+            self.turns = self.groups = self.turn_statements = 0
             self.idle_claims = self.idle_claim_statements = 0
         _active[:] = [self]
 
@@ -112,6 +113,7 @@ class SqlCounter:
         with self._lock:
             if turns:
                 self.turns += turns
+                self.groups += 1
                 self.turn_statements += statements
             else:
                 self.idle_claims += 1

@@ -420,6 +420,7 @@ class Run:
     lags: list[float] = field(default_factory=list)
     sql_by_part: dict[str, int] | None = None
     turns: int = 0
+    groups: int = 0
     turn_statements: int = 0
     idle_claim_statements: int = 0
 
@@ -488,6 +489,7 @@ async def run_one(run: Run, bot: BotUnderTest, args: argparse.Namespace) -> Run:
             if bot.sql is not None:
                 run.sql_by_part = dict(bot.sql.by_part)
                 run.turns = bot.sql.turns
+                run.groups = bot.sql.groups
                 run.turn_statements = bot.sql.turn_statements
                 run.idle_claim_statements = bot.sql.idle_claim_statements
         finally:
@@ -609,10 +611,12 @@ def report(runs: list[Run], args: argparse.Namespace, notes: list[str], seconds:
             return statistics.median((r.sql_by_part or {}).get(part, 0) / r.updates for r in runs_)
 
         idle = statistics.median(r.idle_claim_statements / r.updates for r in mine)
+        group = statistics.median(r.turns / max(1, r.groups) for r in mine)
         lines.append(
-            f"SQL/upd of {label} (medians): turns {per_update('turn') - idle:.1f}, idle claims "
-            f"{idle:.1f}, inbox recording {per_update('record'):.1f}, delivery "
-            f"{per_update('delivery'):.1f}, other {per_update('other'):.1f}"
+            f"SQL/upd of {label} (medians): turns {per_update('turn') - idle:.1f} (the inbox "
+            f"worker's transactions held {group:.1f} updates each), idle claims {idle:.1f}, "
+            f"inbox recording {per_update('record'):.1f}, delivery {per_update('delivery'):.1f}, "
+            f"other {per_update('other'):.1f}"
         )
     baselines = {r.round: r for r in runs if r.bot == "baseline"}
     for database, target in TARGETS.items():

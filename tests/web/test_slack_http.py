@@ -132,10 +132,10 @@ async def test_retries_are_acknowledged_and_handled_once(
 async def test_an_event_is_recorded_before_slack_gets_its_answer(
     fake: FakeSlackAPI, served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def paused(self: InboxWorker) -> bool:
-        return False  # the worker finds nothing: whatever is stored was stored by the listener
+    async def paused(self: InboxWorker, limit: int) -> int:
+        return 0  # the worker finds nothing: whatever is stored was stored by the listener
 
-    monkeypatch.setattr(InboxWorker, "process_one", paused)
+    monkeypatch.setattr(InboxWorker, "_process", paused)
     start = dm_event(ANN, "start", event_id="Ev0FIRST01")
     assert (await served.event(start, settle=False)).status_code == 200
     (row,) = inbox_rows(served.app)
@@ -148,7 +148,7 @@ async def test_an_event_is_recorded_before_slack_gets_its_answer(
     monkeypatch.undo()  # the worker takes it up at its next look
     await settled(served.app)
     assert fake.posted(DM)[0]["text"].startswith("Hi Ann!")
-    monkeypatch.setattr(InboxWorker, "process_one", paused)
+    monkeypatch.setattr(InboxWorker, "_process", paused)
     press = button_press(ANN, DM, fake.last(DM), "a:nps:6")
     assert (await served.interact(press, settle=False)).status_code == 200
     stamp = press["actions"][0]["action_ts"]
