@@ -105,7 +105,10 @@ class Processed:
 
 
 class InboxWorker:
-    """Processes recorded updates until cancelled (`run`), `concurrency` lanes at a time."""
+    """Processes recorded updates until cancelled (`run`): `concurrency` loops (one by default:
+    a loop takes a group of up to `batch` lanes' updates at once, and a second loop would only
+    split the groups; several processes share the work on PostgreSQL), each group in one
+    transaction (see the module doc)."""
 
     def __init__(
         self,
