@@ -162,7 +162,6 @@ def attribute_sql_to_workers() -> None:
     ]
     from storage.loop_records import LoopSentRecorder
 
-    targets.append((LoopSentRecorder, "_record_sqlite_now", "delivery", True))
     _count_loop_records(LoopSentRecorder)
     for cls, name, part, required in targets:
         method = cls.__dict__.get(name)
@@ -179,26 +178,41 @@ def attribute_sql_to_workers() -> None:
 
 
 def _count_loop_records(cls: type) -> None:
-    """The delivery worker's records on PostgreSQL go through psycopg's asynchronous connection,
-    which SQLAlchemy's events never see: count them here (one statement per row recorded)."""
-    method = cls.__dict__.get("_record_postgres")
-    if method is None or not inspect.iscoroutinefunction(method):
+    """The delivery worker's records made from the event loop go straight to the driver
+    (psycopg's asynchronous connection, sqlite3's own), where SQLAlchemy's events never see
+    them: count them here, one statement per row recorded."""
+    postgres = cls.__dict__.get("_record_postgres")
+    sqlite = cls.__dict__.get("_record_sqlite_now")
+    if (
+        postgres is None
+        or sqlite is None
+        or not inspect.iscoroutinefunction(postgres)
+        or inspect.iscoroutinefunction(sqlite)
+    ):
         raise RuntimeError(
-            "bench: storage.loop_records.LoopSentRecorder._record_postgres is gone or no longer "
-            "a coroutine; update bench/_probes.py's SQL attribution"
+            "bench: storage.loop_records.LoopSentRecorder's _record_postgres (a coroutine) or "
+            "_record_sqlite_now is gone or changed; update bench/_probes.py's SQL attribution"
         )
-    if getattr(method, "__bench_labelled__", False):
+    if getattr(postgres, "__bench_labelled__", False):
         return
 
-    @functools.wraps(method)
-    async def counted(self: Any, params: list[dict[str, Any]]) -> bool:
-        done = bool(await method(self, params))
+    def count(done: bool, params: list[dict[str, Any]]) -> bool:
         if done and _active:
             _active[0].add("delivery", len(params))
         return done
 
-    counted.__bench_labelled__ = True  # type: ignore[attr-defined]
-    cls._record_postgres = counted  # type: ignore[attr-defined]
+    @functools.wraps(postgres)
+    async def counted_postgres(self: Any, params: list[dict[str, Any]]) -> bool:
+        return count(bool(await postgres(self, params)), params)
+
+    @functools.wraps(sqlite)
+    def counted_sqlite(self: Any, params: list[dict[str, Any]]) -> bool:
+        return count(bool(sqlite(self, params)), params)
+
+    counted_postgres.__bench_labelled__ = True  # type: ignore[attr-defined]
+    counted_sqlite.__bench_labelled__ = True  # type: ignore[attr-defined]
+    cls._record_postgres = counted_postgres  # type: ignore[attr-defined]
+    cls._record_sqlite_now = counted_sqlite  # type: ignore[attr-defined]
 
 
 class LoopLag:

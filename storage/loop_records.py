@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError
 
 from storage.database import SQLITE_BUSY_TIMEOUT_MS, Database, writer_lock_within
 from storage.outbox import RECORD_SENT, SentRecorder, sent_params
@@ -52,10 +52,17 @@ class LoopSentRecorder:
         self._postgres = db.dialect.name == "postgresql"
         self._pg: psycopg.AsyncConnection[Any] | None = None
         self._sqlite: Connection | None = None
+        # Compiled once, run on the driver's connection: SQLAlchemy's execution costs more than
+        # the statement itself.
+        compiled = RECORD_SENT.compile(dialect=db.dialect)
+        self._sql = str(compiled)
+        self._defaults = dict(compiled.params)  # the literal NULLs and `attempts + 1`
+        # SQLite's positional parameters, each with SQLAlchemy's conversion for its type.
+        self._sqlite_binds = [
+            (name, compiled.binds[name].type._cached_bind_processor(db.dialect))
+            for name in compiled.positiontup or ()
+        ]
         if self._postgres:
-            compiled = RECORD_SENT.compile(dialect=db.dialect)
-            self._pg_sql = str(compiled)
-            self._pg_defaults = dict(compiled.params)  # the literal NULLs and `attempts + 1`
             self._pg_url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     @property
@@ -86,15 +93,15 @@ class LoopSentRecorder:
     # -- PostgreSQL --------------------------------------------------------------------------
 
     async def _record_postgres(self, params: list[dict[str, Any]]) -> bool:
-        rows = [{**self._pg_defaults, **p} for p in params]
+        rows = [{**self._defaults, **p} for p in params]
         try:
             if self._pg is None or self._pg.closed:
                 self._pg = await psycopg.AsyncConnection.connect(self._pg_url, autocommit=True)
             async with self._pg.cursor() as cur:
                 if len(rows) == 1:
-                    await cur.execute(self._pg_sql, rows[0])
+                    await cur.execute(self._sql, rows[0])
                 else:
-                    await cur.executemany(self._pg_sql, rows)
+                    await cur.executemany(self._sql, rows)
         except psycopg.Error as exc:
             log.info("recording a sent message from the loop failed (%s); from a thread", exc)
             pg, self._pg = self._pg, None
@@ -109,15 +116,32 @@ class LoopSentRecorder:
         with writer_lock_within(self._db, WRITER_WAIT_SECONDS) as free:
             if not free:
                 return False
-            conn = self._sqlite_connection()
+            driver = self._sqlite_connection().connection.driver_connection
+            assert driver is not None
+            rows = [self._sqlite_row(p) for p in params]
             try:
-                with conn.begin():  # BEGIN IMMEDIATE: fails at once if another process writes
-                    conn.execute(RECORD_SENT, params)
-            except OperationalError as exc:
+                # The driver's connection is in autocommit (storage.database turns sqlite3's own
+                # transaction handling off): each UPDATE commits by itself, with no BEGIN and
+                # COMMIT around it, as on PostgreSQL; it fails at once if another process
+                # writes (busy_timeout 0).
+                if len(rows) == 1:
+                    driver.execute(self._sql, rows[0])
+                else:
+                    driver.executemany(self._sql, rows)
+            except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
                     raise
                 return False
         return True
+
+    def _sqlite_row(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        """`RECORD_SENT`'s positional parameters, as SQLAlchemy would bind them (dates as
+        SQLAlchemy writes them to SQLite, so that they read back and compare alike)."""
+        values = {**self._defaults, **params}
+        return tuple(
+            process(values[name]) if process is not None else values[name]
+            for name, process in self._sqlite_binds
+        )
 
     def _sqlite_connection(self) -> Connection:
         if self._sqlite is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, text
 from storage import outbox as out_q
 from storage.database import SQLITE_BUSY_TIMEOUT_MS, open_database, transaction
 from storage.loop_records import LoopSentRecorder
-from storage.tables import OutboxMessage
+from storage.tables import OutboxMessage, as_utc, utcnow
 
 
 def _queued(db: Engine, *texts: str) -> list[int]:
@@ -48,7 +49,10 @@ async def test_a_record_from_the_loop_stores_what_the_platform_took(db: Engine) 
     assert not recorder.holding
     one, two = _row(db, first), _row(db, second)
     assert (one.platform_message_id, one.platform_chat, one.attempts) == ("m-1", "chat-42", 1)
-    assert one.sent_at is not None and one.claimed_by is None
+    assert one.claimed_by is None
+    # Written as SQLAlchemy writes a date (SQLite: its text form), so it reads back as one.
+    sent_at = as_utc(one.sent_at)
+    assert sent_at is not None and abs(sent_at - utcnow()) < timedelta(minutes=1)
     assert (two.platform_message_id, two.platform_chat) == ("m-2", None)
     assert two.sent_at is not None
 
