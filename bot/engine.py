@@ -635,7 +635,8 @@ class Engine:
                 self._webhooks.flagged(turn.session, review=item, reasons=reasons)
         if truncated:
             turn.say(bot_text("truncated", conversation.locale, limit=self._limit))
-        answers = self._answer_values(turn, conversation)
+        given = _answer_value(question.type, parsed is None, value_int, value_text)
+        answers = self._answer_values(turn, conversation, given={question.id: given})
         self._move_to(
             turn, conversation, flow, flow_logic.next_question(flow, question.id, answers)
         )
@@ -901,7 +902,11 @@ class Engine:
         """Where sentiment conditions in flows get the loaded model (the sentiment worker's)."""
         self._sentiment_model = source
 
-    def _answer_values(self, turn: _Turn, conversation: Conversation) -> Mapping[str, AnswerValue]:
+    def _answer_values(
+        self, turn: _Turn, conversation: Conversation, *, given: dict[str, AnswerValue]
+    ) -> Mapping[str, AnswerValue]:
+        """The survey's answers as conditions see them; `given`: the answer this turn just
+        gave (by question id), which a condition on it reads without a query."""
         assert conversation.id is not None
         conversation_id = conversation.id
         session = turn.session
@@ -916,23 +921,28 @@ class Engine:
                 session, rows, question_id, model=self._sentiment_model, wait=wait
             )
 
-        return _LazyAnswers(read, sentiment)
+        return _LazyAnswers(read, sentiment, given)
 
 
 class _LazyAnswers(Mapping[str, AnswerValue]):
-    """A conversation's answers, read from the database the first time a condition asks.
+    """A conversation's answers, read from the database the first time a condition asks for
+    one this turn did not give.
 
-    Most steps of a flow have no condition: they never pay for the read. A key
-    `<question>#sentiment` (flow_logic.sentiment_key) gives that text answer's sentiment label,
-    decided only when a condition asks (bot.sentiment_branch)."""
+    Most steps of a flow have no condition, and most conditions ask about the answer just given
+    (an NPS score choosing its follow-up): they never pay for the read — nor for writing the
+    held answer first so that the read finds it. A key `<question>#sentiment`
+    (flow_logic.sentiment_key) gives that text answer's sentiment label, decided only when a
+    condition asks (bot.sentiment_branch)."""
 
     def __init__(
         self,
         read: Callable[[], list[Answer]],
         sentiment: Callable[[list[Answer], str], str | None],
+        given: Mapping[str, AnswerValue] | None = None,
     ) -> None:
         self._read = read
         self._sentiment = sentiment
+        self._given = dict(given or {})  # the latest answers of their questions: they win
         self._rows: list[Answer] | None = None
         self._values: dict[str, AnswerValue] | None = None
 
@@ -943,6 +953,8 @@ class _LazyAnswers(Mapping[str, AnswerValue]):
         return self._values
 
     def __getitem__(self, key: str) -> AnswerValue:
+        if self._values is None and key in self._given:
+            return self._given[key]
         values = self._loaded()
         if key not in values and key.endswith(flow_logic.SENTIMENT_SUFFIX):
             question_id = key[: -len(flow_logic.SENTIMENT_SUFFIX)]
@@ -979,16 +991,23 @@ def _id(customer: Customer) -> int:
 def _answer_items(rows: list[Answer]) -> Iterator[tuple[str, AnswerValue]]:
     """(question id, value) as branching conditions see them; the latest answer wins."""
     for row in rows:
-        value: AnswerValue
-        if row.skipped:
-            value = None
-        elif row.question_type == QuestionType.YES_NO:
-            value = bool(row.value_int)
-        elif row.value_int is not None:
-            value = row.value_int
-        else:
-            value = row.value_text
-        yield row.question_id, value
+        yield (
+            row.question_id,
+            _answer_value(row.question_type, row.skipped, row.value_int, row.value_text),
+        )
+
+
+def _answer_value(
+    question_type: str, skipped: bool, value_int: int | None, value_text: str | None
+) -> AnswerValue:
+    """An answer's value as branching conditions see it."""
+    if skipped:
+        return None
+    if question_type == QuestionType.YES_NO:
+        return bool(value_int)
+    if value_int is not None:
+        return value_int
+    return value_text
 
 
 def _storable(msg: IncomingMessage) -> IncomingMessage:
