@@ -138,8 +138,11 @@ class InboxWorker:
         # four loops made five claims per update, four of them finding nothing).
         self._announced = 0
         # Looks that found nothing (the update's lane was busy with an earlier one, or another
-        # process took it): the next loop that finishes an update looks again once for each.
+        # process took it): the next loop that finishes an update looks again once for each
+        # (`_relooks`). A look again that finds nothing is not a miss of its own: else every
+        # group would be followed by a look finding nothing, for ever.
         self._missed = 0
+        self._relooks = 0
 
     def nudge(self, count: int = 1) -> None:
         """`count` updates were recorded: look now rather than at the next poll."""
@@ -157,17 +160,25 @@ class InboxWorker:
             if loop.time() >= look_by:
                 # Every poll interval, however busy: look for what nobody announced (another
                 # process's updates, a failed update whose retry time came, a missed look).
-                self._missed = 0
+                self._missed = self._relooks = 0
                 await self._drain()
                 look_by = loop.time() + self._poll
-            elif self._announced > 0:
-                self._announced -= 1
+            elif self._announced > 0 or self._relooks > 0:
+                relook = self._announced == 0  # what was announced goes first
+                if relook:
+                    self._relooks -= 1
+                else:
+                    self._announced -= 1
                 taken = await self.process_some()
                 if taken == 0:
-                    self._missed += 1
+                    self._missed += 0 if relook else 1
                 else:  # the others it took were announced too: one look fewer for each
                     self._announced = max(0, self._announced - (taken - 1))
-            elif await wait_for_event(self._wake, look_by - loop.time()) and not self._announced:
+            elif (
+                await wait_for_event(self._wake, look_by - loop.time())
+                and not self._announced
+                and not self._relooks
+            ):
                 self._wake.clear()  # another loop took what was announced
 
     async def _drain(self) -> None:
@@ -208,7 +219,7 @@ class InboxWorker:
         # Each update done may have held back the next of its lane: that one may be due now.
         released = min(self._missed, len(done))
         self._missed -= released
-        self._announced += released
+        self._relooks += released
         if any(p.queued for p in done) and self._on_queued is not None:
             self._on_queued()
         if any(p.stored_text for p in done):
