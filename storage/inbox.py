@@ -106,15 +106,25 @@ def _insert_one(dialect: str) -> Any:
     return stmt
 
 
-def _claim_statement() -> Any:
-    """The oldest unprocessed row of a lane whose earlier rows are done (bind parameter: now)."""
-    inner = _TABLE.alias("earlier")
+def _due_lane_head(rows: Any) -> list[Any]:
+    """Conditions on `rows` (the inbox table or an alias of it): unprocessed, the oldest
+    unprocessed row of its lane, and due (bind parameter: now)."""
+    earlier = _TABLE.alias("earlier")
     lane_head = (
-        core_select(func.min(inner.c.id))
-        .where(inner.c.lane == _TABLE.c.lane, inner.c.processed_at.is_(None))
+        core_select(func.min(earlier.c.id))
+        .where(earlier.c.lane == rows.c.lane, earlier.c.processed_at.is_(None))
         .scalar_subquery()
     )
     now: Any = bindparam("now")
+    return [
+        rows.c.processed_at.is_(None),
+        rows.c.id == lane_head,
+        rows.c.retry_at.is_(None) | (rows.c.retry_at <= now),
+    ]
+
+
+def _claim_statement() -> Any:
+    """The oldest unprocessed row of a lane whose earlier rows are done (bind parameter: now)."""
     return (
         core_select(
             _TABLE.c.id,
@@ -125,11 +135,7 @@ def _claim_statement() -> Any:
             _TABLE.c.attempts,
             _TABLE.c.received_at,
         )
-        .where(
-            _TABLE.c.processed_at.is_(None),
-            _TABLE.c.id == lane_head,
-            _TABLE.c.retry_at.is_(None) | (_TABLE.c.retry_at <= now),
-        )
+        .where(*_due_lane_head(_TABLE))
         .order_by(_TABLE.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -168,20 +174,10 @@ def _take_statement(*, counted: bool, limit: int = 1) -> Any:
     """`_claim_statement`'s row marked processed in the same statement (UPDATE … RETURNING);
     `counted`: with the lane's updates received since `since` up to it (the flood count)."""
     pending = _TABLE.alias("pending")
-    earlier = _TABLE.alias("earlier")
-    lane_head = (
-        core_select(func.min(earlier.c.id))
-        .where(earlier.c.lane == pending.c.lane, earlier.c.processed_at.is_(None))
-        .scalar_subquery()
-    )
     now: Any = bindparam("now")
     candidate = (
         core_select(pending.c.id)
-        .where(
-            pending.c.processed_at.is_(None),
-            pending.c.id == lane_head,
-            pending.c.retry_at.is_(None) | (pending.c.retry_at <= now),
-        )
+        .where(*_due_lane_head(pending))
         .order_by(pending.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

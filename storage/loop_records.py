@@ -57,13 +57,13 @@ class LoopSentRecorder:
         compiled = RECORD_SENT.compile(dialect=db.dialect)
         self._sql = str(compiled)
         self._defaults = dict(compiled.params)  # the literal NULLs and `attempts + 1`
-        # SQLite's positional parameters, each with SQLAlchemy's conversion for its type.
-        self._sqlite_binds = [
-            (name, compiled.binds[name].type._cached_bind_processor(db.dialect))
-            for name in compiled.positiontup or ()
-        ]
         if self._postgres:
             self._pg_url = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        else:  # SQLite's positional parameters, each with SQLAlchemy's conversion for its type
+            self._sqlite_binds = [
+                (name, compiled.binds[name].type._cached_bind_processor(db.dialect))
+                for name in compiled.positiontup or ()
+            ]
 
     @property
     def holding(self) -> bool:
