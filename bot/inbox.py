@@ -11,10 +11,10 @@ and never lost.
 Group commit: under load the worker takes the heads of up to `batch` lanes in that statement
 and runs their turns one after the other in the same transaction, so BEGIN, the claim, COMMIT
 and the hop to a worker thread are paid once for all of them (each turn stays atomic: they
-commit together or not at all). A turn that raises rolls the whole group back; the worker then
-takes the same number of updates one at a time, so the failing one is isolated, counted and
-retried alone while the others go through. Idle, a group is one update: nothing waits for
-company.
+commit together or not at all). A turn that raises rolls the whole group back; its failure is
+recorded (it waits for its retry time) and the worker takes the others again one at a time,
+so the failing update is counted and retried alone while the others go through. Idle, a group
+is one update: nothing waits for company.
 
 Order: one lane (one customer's chat) is processed one update at a time in arrival order, by
 whichever process claims it (`storage.inbox.take_next_update`); lanes run concurrently.
@@ -229,23 +229,23 @@ class InboxWorker:
     # -- in a worker thread --------------------------------------------------------------------
 
     def _process_batch(self, limit: int) -> list[Processed]:
-        """Up to `limit` updates in one transaction; after a failing turn, the same number
-        again one at a time (each in its own), which isolates the failing one."""
+        """Up to `limit` updates in one transaction. A failing turn rolls them all back; its
+        failure is recorded, and the others are taken again one at a time (each in its own),
+        which isolates any other that fails."""
         try:
             return self._take_and_turn(limit)
         except _TurnFailed as failed:
-            if failed.taken == 1:
-                # The turn was rolled back whole (no savepoint: two statements fewer per turn)
-                # and the failure is recorded in a transaction of its own. In between, the
-                # update is due again and another worker may retry it a little early:
-                # harmless, since a turn commits whole or not at all.
-                with transaction(self._db) as session:
-                    self._failed(session, failed.row, failed.error)
-                return [Processed(update_id=failed.row.id, queued=False)]
-            taken = failed.taken
-        log.info("a turn failed in a group of %d updates; taking them one at a time", taken)
-        done: list[Processed] = []
-        for _ in range(taken):
+            # The turns were rolled back whole (no savepoint: two statements fewer per turn)
+            # and the failure is recorded in a transaction of its own, which makes the update
+            # wait for its retry time. In between, it is due again and another worker may
+            # retry it a little early: harmless, since a turn commits whole or not at all.
+            with transaction(self._db) as session:
+                self._failed(session, failed.row, failed.error)
+            done = [Processed(update_id=failed.row.id, queued=False)]
+            others = failed.taken - 1
+        if others:
+            log.info("a turn failed in a group; taking the other %d one at a time", others)
+        for _ in range(others):
             one = self._process_batch(1)
             if not one:
                 break
